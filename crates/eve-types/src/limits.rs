@@ -31,10 +31,15 @@ pub const PIPELINE_DEPTH_MAX: usize = 64;
 /// Largest number of batches between two checkpoints.
 pub const CHECKPOINT_INTERVAL_MAX: u64 = 100_000;
 
-/// Fewest and most Merkle buckets, as powers of two: 2^4 = 16 buckets up to 2^24 = 16 million.
+/// Fewest and most Merkle buckets, as powers of two: 2^4 = 16 buckets up to 2^22 = 4 million
+/// (whose tree takes 256 MiB of digests).
 pub const MERKLE_BUCKET_BITS_MIN: u8 = 4;
 /// See [`MERKLE_BUCKET_BITS_MIN`].
-pub const MERKLE_BUCKET_BITS_MAX: u8 = 24;
+pub const MERKLE_BUCKET_BITS_MAX: u8 = 22;
+
+/// Most sealed versions the state store keeps undo records for (those above the stable
+/// version). Checkpoints advance the stable version long before this is reached.
+pub const RETAINED_VERSIONS_MAX: usize = 1 << 20;
 
 /// Largest state-transfer chunk, in bytes of object keys and values.
 pub const STATE_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
