@@ -325,7 +325,8 @@ mod tests {
 
     #[test]
     fn each_numeric_field_is_range_checked() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut ClusterConfig)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut ClusterConfig)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             ("batch_requests_max", Box::new(|c| c.batch_requests_max = 0)),
             (
                 "batch_requests_max",
