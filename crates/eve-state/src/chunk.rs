@@ -7,6 +7,7 @@
 //! [`StateImport::apply`] writes them as one new version and keeps it only if the root is the
 //! agreed one. A bucket larger than a chunk is split across chunks.
 
+use crate::config::StateConfig;
 use crate::error::StateError;
 use crate::hash::{bucket_hash, bucket_of, leaf_hash};
 use crate::manifest::Manifest;
@@ -132,7 +133,7 @@ impl StateStore {
 pub struct StateImport {
     manifest: Manifest,
     root: Digest,
-    value_bytes_max: usize,
+    config: StateConfig,
     /// Buckets whose hash differs from the receiver's, in order.
     wanted: Vec<u32>,
     /// Index in `wanted` of the bucket being received.
@@ -167,7 +168,7 @@ impl StateImport {
         Ok(Self {
             manifest,
             root: expected_root,
-            value_bytes_max: store.config().value_bytes_max(),
+            config: store.config(),
             wanted,
             next: 0,
             partial: Vec::new(),
@@ -246,7 +247,7 @@ impl StateImport {
         }
         let bits = self.manifest.bucket_bits;
         for (key, value) in part.objects {
-            if key.len() > OBJECT_KEY_BYTES_MAX || value.len() > self.value_bytes_max {
+            if key.len() > OBJECT_KEY_BYTES_MAX || value.len() > self.config.value_limit_for(&key) {
                 return Err(malformed(format!("object {key:?} exceeds the size limits")));
             }
             if bucket_of(&key, bits) != part.bucket {

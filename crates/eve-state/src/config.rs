@@ -48,9 +48,20 @@ impl StateConfig {
         self.bucket_bits
     }
 
-    /// The largest value accepted, in bytes.
+    /// The largest value accepted for application objects, in bytes.
     pub fn value_bytes_max(&self) -> usize {
         self.value_bytes_max
+    }
+
+    /// The largest value accepted under `key`: `value_bytes_max` for application objects, and
+    /// [`OBJECT_VALUE_BYTES_MAX`] for eve's own objects (the reply cache), which must fit
+    /// however small the application's limit is.
+    pub fn value_limit_for(&self, key: &[u8]) -> usize {
+        if crate::store::is_system_key(key) {
+            OBJECT_VALUE_BYTES_MAX
+        } else {
+            self.value_bytes_max
+        }
     }
 }
 

@@ -114,10 +114,11 @@ impl StateStore {
     /// previous value for rollback. Fails, changing nothing, if the key or value is too large.
     pub fn put(&self, key: &[u8], value: Bytes) -> Result<(), StateError> {
         self.check_key(key)?;
-        if value.len() > self.config.value_bytes_max() {
+        let max = self.config.value_limit_for(key);
+        if value.len() > max {
             return Err(StateError::ValueTooLarge {
                 bytes: value.len(),
-                max: self.config.value_bytes_max(),
+                max,
             });
         }
         let leaf = leaf_hash(key, &value);
