@@ -1,0 +1,376 @@
+//! The executor: runs a batch the way Eve does and returns its replies and token.
+//!
+//! For each batch: ask the application for every request's conflict keys (plus the client's
+//! reply-cache entry, written by every request), let the mixer cut parallel batches, run them
+//! one after another on the runner with a barrier in between, then seal the state into a new
+//! version and compute the token. Sequential mode skips the mixer and runs requests in batch
+//! order on the calling thread. Driven from outside: the protocol layer decides what to
+//! execute, roll back and mark stable.
+
+use crate::app::Application;
+use crate::context::ExecContext;
+use crate::outcome::{BatchOutcome, ExecMode, ExecStats};
+use crate::reply_cache::{self, CachedReply};
+use crate::runner::{InlineRunner, ParallelRunner};
+use crate::token::Token;
+use bytes::Bytes;
+use eve_mixer::{ConflictKeys, Mixer, Schedule, SequentialMixer};
+use eve_state::{StateError, StateStore};
+use eve_types::limits::{BATCH_REQUESTS_MAX, REPLY_BYTES_MAX};
+use eve_types::{BatchSeq, NonDet, Reply, Request};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The reply recorded when the application panicked while executing a request.
+pub const REPLY_APPLICATION_PANICKED: &[u8] = b"\xffeve: the application panicked";
+
+/// The reply recorded when the application returned more than
+/// [`REPLY_BYTES_MAX`] bytes.
+pub const REPLY_TOO_LARGE: &[u8] = b"\xffeve: the reply exceeded REPLY_BYTES_MAX";
+
+/// Why a batch was not executed. The state is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Batches execute in sequence: the next batch must be the state's working version.
+    #[error("batch {got} is out of sequence: the next batch to execute is {expected}")]
+    OutOfSequence {
+        /// The sequence number the state expects.
+        expected: BatchSeq,
+        /// The one given.
+        got: BatchSeq,
+    },
+    /// More requests than [`BATCH_REQUESTS_MAX`].
+    #[error("batch of {requests} requests; the limit is {max}")]
+    BatchTooLarge {
+        /// Requests in the batch.
+        requests: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A state operation failed (sealing past the retained-version limit, a rollback below
+    /// the stable version).
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What happened to one request.
+enum Outcome {
+    Executed(Bytes),
+    Duplicate(CachedReply),
+    Stale,
+}
+
+/// Executes batches of requests for one replica.
+pub struct Executor<A: Application> {
+    app: A,
+    state: StateStore,
+    mixer: Box<dyn Mixer>,
+    runner: Box<dyn ParallelRunner>,
+    stats: ExecStats,
+    keys: Vec<ConflictKeys>,
+}
+
+impl<A: Application> Executor<A> {
+    /// An executor that mixes with `mixer` and runs parallel batches on `runner`.
+    pub fn new(
+        app: A,
+        state: StateStore,
+        mixer: Box<dyn Mixer>,
+        runner: Box<dyn ParallelRunner>,
+    ) -> Self {
+        Self {
+            app,
+            state,
+            mixer,
+            runner,
+            stats: ExecStats::default(),
+            keys: Vec::new(),
+        }
+    }
+
+    /// An executor that runs every batch one request at a time, in order, on the calling
+    /// thread: classic sequential state machine replication.
+    pub fn sequential(app: A, state: StateStore) -> Self {
+        Self::new(
+            app,
+            state,
+            Box::new(SequentialMixer),
+            Box::new(InlineRunner),
+        )
+    }
+
+    /// Executes batch `seq`, which must be the state's working version, and seals it.
+    pub fn execute(
+        &mut self,
+        seq: BatchSeq,
+        requests: &[Request],
+        nondet: NonDet,
+        mode: ExecMode,
+    ) -> Result<BatchOutcome, ExecError> {
+        if requests.len() > BATCH_REQUESTS_MAX {
+            return Err(ExecError::BatchTooLarge {
+                requests: requests.len(),
+                max: BATCH_REQUESTS_MAX,
+            });
+        }
+        let expected = self.state.working_version();
+        if seq != expected || self.state.has_unsealed_writes() {
+            return Err(ExecError::OutOfSequence { expected, got: seq });
+        }
+        let previous_root = self.state.root();
+        let slots: Vec<OnceLock<Outcome>> = requests.iter().map(|_| OnceLock::new()).collect();
+        let counters = Counters::default();
+        let parallel_batches = match mode {
+            ExecMode::Parallel => {
+                let schedule = self.mix(requests);
+                let batch = BatchRun {
+                    app: &self.app,
+                    state: &self.state,
+                    seq,
+                    nondet,
+                    requests,
+                    slots: &slots,
+                    counters: &counters,
+                };
+                for parallel_batch in schedule.parallel_batches() {
+                    self.runner.run(parallel_batch.len(), &|j| {
+                        batch.run_one(parallel_batch[j] as usize)
+                    });
+                }
+                schedule.parallel_batch_count()
+            }
+            ExecMode::Sequential => {
+                let batch = BatchRun {
+                    app: &self.app,
+                    state: &self.state,
+                    seq,
+                    nondet,
+                    requests,
+                    slots: &slots,
+                    counters: &counters,
+                };
+                (0..requests.len()).for_each(|i| batch.run_one(i));
+                requests.len()
+            }
+        };
+        let new_root = match self.state.seal() {
+            Ok(root) => root,
+            Err(err) => {
+                self.state
+                    .rollback(self.state.sealed_version())
+                    .expect("the last sealed version is held");
+                return Err(err.into());
+            }
+        };
+        let outcome = self.outcome(
+            seq,
+            requests,
+            slots,
+            previous_root,
+            new_root,
+            parallel_batches,
+        );
+        self.count(mode, &outcome, &counters);
+        Ok(outcome)
+    }
+
+    /// Rolls the state back to `version` (a held version): the batches after it are undone.
+    pub fn rollback(&mut self, version: BatchSeq) -> Result<(), ExecError> {
+        self.state.rollback(version)?;
+        self.stats.rollbacks += 1;
+        Ok(())
+    }
+
+    /// Marks `version` stable: the state can no longer roll back below it.
+    pub fn mark_stable(&mut self, version: BatchSeq) -> Result<(), ExecError> {
+        Ok(self.state.mark_stable(version)?)
+    }
+
+    /// The replicated state.
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// The replicated state, for state transfer.
+    pub fn state_mut(&mut self) -> &mut StateStore {
+        &mut self.state
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// Counters since the executor was made.
+    pub fn stats(&self) -> ExecStats {
+        self.stats
+    }
+
+    /// Threads that run a parallel batch.
+    pub fn threads(&self) -> usize {
+        self.runner.threads()
+    }
+
+    /// The client's last executed request and reply, if any.
+    pub fn cached_reply(&self, client: eve_types::ClientId) -> Option<CachedReply> {
+        reply_cache::lookup(&self.state, client)
+    }
+
+    fn mix(&mut self, requests: &[Request]) -> Schedule {
+        self.keys.resize_with(requests.len(), ConflictKeys::new);
+        for (keys, request) in self.keys.iter_mut().zip(requests) {
+            keys.clear();
+            self.app.conflict_keys(&request.op, keys);
+            keys.write_key(reply_cache::reply_cache_conflict_key(request.client));
+        }
+        let schedule = self.mixer.mix(&self.keys[..requests.len()]);
+        assert_eq!(
+            schedule.requests(),
+            requests.len(),
+            "the mixer must place every request of the batch exactly once"
+        );
+        schedule
+    }
+
+    fn outcome(
+        &self,
+        seq: BatchSeq,
+        requests: &[Request],
+        slots: Vec<OnceLock<Outcome>>,
+        previous_root: eve_types::Digest,
+        new_root: eve_types::Digest,
+        parallel_batches: usize,
+    ) -> BatchOutcome {
+        let mut replies = Vec::with_capacity(requests.len());
+        let (mut executed, mut duplicates) = (0, 0);
+        for (request, slot) in requests.iter().zip(slots) {
+            let outcome = slot
+                .into_inner()
+                .expect("the runner ran every request of every parallel batch");
+            let (reply_seq, body) = match outcome {
+                Outcome::Executed(body) => {
+                    executed += 1;
+                    (seq, body)
+                }
+                Outcome::Duplicate(cached) => {
+                    duplicates += 1;
+                    (cached.seq, cached.body)
+                }
+                Outcome::Stale => continue,
+            };
+            replies.push(Reply {
+                client: request.client,
+                request_no: request.request_no,
+                seq: reply_seq,
+                body,
+            });
+        }
+        BatchOutcome {
+            seq,
+            previous_root,
+            new_root,
+            token: Token::compute(seq, previous_root, new_root),
+            replies,
+            parallel_batches,
+            executed,
+            duplicates,
+        }
+    }
+
+    fn count(&mut self, mode: ExecMode, outcome: &BatchOutcome, counters: &Counters) {
+        let stats = &mut self.stats;
+        match mode {
+            ExecMode::Parallel => stats.parallel_batches_executed += 1,
+            ExecMode::Sequential => stats.sequential_batches_executed += 1,
+        }
+        stats.parallel_batches += outcome.parallel_batches as u64;
+        stats.requests_executed += outcome.executed as u64;
+        stats.duplicates_answered += outcome.duplicates as u64;
+        stats.stale_dropped += counters.stale.load(Ordering::Relaxed);
+        stats.application_panics += counters.panics.load(Ordering::Relaxed);
+        stats.replies_too_large += counters.too_large.load(Ordering::Relaxed);
+    }
+}
+
+impl<A: Application> std::fmt::Debug for Executor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor")
+            .field("app", &self.app.name())
+            .field("mixer", &self.mixer.name())
+            .field("runner", &self.runner.name())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    stale: AtomicU64,
+    panics: AtomicU64,
+    too_large: AtomicU64,
+}
+
+/// Everything one request's execution needs, shared by the runner's threads.
+struct BatchRun<'a, A> {
+    app: &'a A,
+    state: &'a StateStore,
+    seq: BatchSeq,
+    nondet: NonDet,
+    requests: &'a [Request],
+    slots: &'a [OnceLock<Outcome>],
+    counters: &'a Counters,
+}
+
+impl<A: Application> BatchRun<'_, A> {
+    /// Executes request `i` unless its client's reply cache already holds it (or a later
+    /// one), and records the reply in the cache.
+    fn run_one(&self, i: usize) {
+        let request = &self.requests[i];
+        let outcome = match reply_cache::lookup(self.state, request.client) {
+            Some(cached) if cached.request_no == request.request_no => Outcome::Duplicate(cached),
+            Some(cached) if cached.request_no > request.request_no => {
+                self.counters.stale.fetch_add(1, Ordering::Relaxed);
+                Outcome::Stale
+            }
+            _ => {
+                let body = self.execute(i, request);
+                reply_cache::record(
+                    self.state,
+                    request.client,
+                    &CachedReply {
+                        request_no: request.request_no,
+                        seq: self.seq,
+                        body: body.clone(),
+                    },
+                );
+                Outcome::Executed(body)
+            }
+        };
+        if self.slots[i].set(outcome).is_err() {
+            panic!("request {i} ran twice in one batch: the runner broke its contract");
+        }
+    }
+
+    fn execute(&self, i: usize, request: &Request) -> Bytes {
+        let mut ctx = ExecContext::new(
+            self.state,
+            self.seq,
+            request.client,
+            request.request_no,
+            self.nondet.time_ms,
+            self.nondet.random_for(i),
+        );
+        match catch_unwind(AssertUnwindSafe(|| self.app.execute(&mut ctx, &request.op))) {
+            Ok(body) if body.len() <= REPLY_BYTES_MAX => body,
+            Ok(_) => {
+                self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+                Bytes::from_static(REPLY_TOO_LARGE)
+            }
+            Err(_) => {
+                self.counters.panics.fetch_add(1, Ordering::Relaxed);
+                Bytes::from_static(REPLY_APPLICATION_PANICKED)
+            }
+        }
+    }
+}
