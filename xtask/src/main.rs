@@ -1,1 +1,45 @@
-fn main() {}
+//! Development automation for eve, run as `cargo xtask <command>` (the alias lives in
+//! `.cargo/config.toml`).
+//!
+//! A plain binary with few dependencies, in the cargo-xtask tradition: it owns the benchmark
+//! harness (`cargo xtask bench exec`, `cargo xtask bench token`) and nothing the replicated
+//! service needs. Benchmarks must run optimised, while the alias builds xtask in the dev
+//! profile, so a benchmark command started from a dev build re-runs itself in release (see
+//! [`release`]). The harness reports every speed as a ratio against a baseline measured in
+//! the same run (STYLE.md, point 11).
+
+mod bench;
+mod release;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// The command line of `cargo xtask`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Development automation for eve")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmarks of the executor and the token, built and run in release.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCommand,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Bench { which } => {
+            if release::must_reinvoke() {
+                return release::reinvoke();
+            }
+            bench::run(which)
+        }
+    }
+}
