@@ -15,7 +15,7 @@ use crate::runner::{InlineRunner, ParallelRunner};
 use crate::token::Token;
 use bytes::Bytes;
 use eve_mixer::{ConflictKeys, Mixer, Schedule, SequentialMixer};
-use eve_state::{StateError, StateStore};
+use eve_state::{ParallelFor, StateError, StateStore};
 use eve_types::limits::{BATCH_REQUESTS_MAX, REPLY_BYTES_MAX};
 use eve_types::{BatchSeq, NonDet, Reply, Request};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -154,7 +154,7 @@ impl<A: Application> Executor<A> {
                 requests.len()
             }
         };
-        let new_root = match self.state.seal() {
+        let new_root = match self.state.seal_with(&mut Lend(self.runner.as_mut())) {
             Ok(root) => root,
             Err(err) => {
                 self.state
@@ -301,6 +301,19 @@ impl<A: Application> std::fmt::Debug for Executor<A> {
             .field("runner", &self.runner.name())
             .field("state", &self.state)
             .finish()
+    }
+}
+
+/// Lends the runner's threads to the state store for sealing.
+struct Lend<'a>(&'a mut dyn ParallelRunner);
+
+impl ParallelFor for Lend<'_> {
+    fn parallel_for(&mut self, len: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.0.run(len, task);
+    }
+
+    fn parallelism(&self) -> usize {
+        self.0.threads()
     }
 }
 

@@ -4,9 +4,10 @@
 //! Every runner has the same contract, so one executor serves the node, the benchmarks and
 //! the deterministic simulator alike.
 
+use eve_state::ParallelFor;
 use eve_types::ConfigError;
 use eve_types::limits::EXECUTOR_THREADS_MAX;
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs the requests of one parallel batch.
 pub trait ParallelRunner: Send {
@@ -22,15 +23,18 @@ pub trait ParallelRunner: Send {
     fn name(&self) -> &'static str;
 }
 
-/// A fixed pool of worker threads. Tasks of a parallel batch are spread over the workers by
-/// work stealing; the calling thread waits at the barrier.
+/// A fixed pool of worker threads. The calling thread works too: a runner of `threads`
+/// threads keeps `threads - 1` workers, and every thread, the caller included, takes the next
+/// task of the parallel batch until none is left. So exactly `threads` threads compete for
+/// cores while a batch runs, and the caller never sleeps while others work.
 pub struct ThreadPoolRunner {
-    pool: rayon::ThreadPool,
+    /// The workers besides the calling thread; `None` for a single thread.
+    workers: Option<rayon::ThreadPool>,
     threads: usize,
 }
 
 impl ThreadPoolRunner {
-    /// A pool of `threads` workers (1 ..= [`EXECUTOR_THREADS_MAX`]).
+    /// A runner of `threads` threads (1 ..= [`EXECUTOR_THREADS_MAX`]), the caller included.
     pub fn new(threads: usize) -> Result<Self, ConfigError> {
         if !(1..=EXECUTOR_THREADS_MAX).contains(&threads) {
             return Err(ConfigError::new(
@@ -39,31 +43,54 @@ impl ThreadPoolRunner {
                 format!("1 ..= {EXECUTOR_THREADS_MAX}"),
             ));
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("eve-exec-{i}"))
-            .build()
-            .map_err(|err| {
-                ConfigError::new(
-                    "executor_threads",
-                    threads,
-                    format!("a spawnable count ({err})"),
-                )
-            })?;
-        Ok(Self { pool, threads })
+        let workers = if threads == 1 {
+            None
+        } else {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads - 1)
+                .thread_name(|i| format!("eve-exec-{i}"))
+                .build()
+                .map_err(|err| {
+                    ConfigError::new(
+                        "executor_threads",
+                        threads,
+                        format!("a spawnable count ({err})"),
+                    )
+                })?;
+            Some(pool)
+        };
+        Ok(Self { workers, threads })
     }
 }
 
 impl ParallelRunner for ThreadPoolRunner {
     fn run(&mut self, len: usize, task: &(dyn Fn(usize) + Sync)) {
-        match len {
-            0 => {}
+        let Some(workers) = &self.workers else {
+            (0..len).for_each(task);
+            return;
+        };
+        if len <= 1 {
             // A lone request gains nothing from a hop to another thread.
-            1 => task(0),
-            _ => self
-                .pool
-                .install(|| (0..len).into_par_iter().for_each(task)),
+            (0..len).for_each(task);
+            return;
         }
+        let next = AtomicUsize::new(0);
+        let take_tasks = || {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= len {
+                    break;
+                }
+                task(i);
+            }
+        };
+        let helpers = (self.threads - 1).min(len - 1);
+        workers.in_place_scope(|scope| {
+            for _ in 0..helpers {
+                scope.spawn(|_| take_tasks());
+            }
+            take_tasks();
+        });
     }
 
     fn threads(&self) -> usize {
@@ -72,6 +99,17 @@ impl ParallelRunner for ThreadPoolRunner {
 
     fn name(&self) -> &'static str {
         "thread-pool"
+    }
+}
+
+/// The pool also lends its threads to the state store for sealing.
+impl ParallelFor for ThreadPoolRunner {
+    fn parallel_for(&mut self, len: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.run(len, task);
+    }
+
+    fn parallelism(&self) -> usize {
+        self.threads
     }
 }
 

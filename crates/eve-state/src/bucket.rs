@@ -1,5 +1,9 @@
-//! One Merkle bucket of the store: its live objects in key order and the undo records of the
+//! One Merkle bucket of the store: its objects in key order and the undo records of the
 //! versions that wrote it.
+//!
+//! Objects are kept as parallel sorted arrays (keys, slots, leaf hashes) rather than a map:
+//! buckets hold a handful of objects when `merkle_bucket_bits` is sized to the state, and the
+//! leaf hashes then sit in one contiguous run that sealing hashes without chasing pointers.
 
 use crate::hash::bucket_hash;
 use bytes::Bytes;
@@ -13,13 +17,13 @@ pub(crate) struct Object {
     pub leaf: Digest,
 }
 
-/// An entry of the bucket map. `object` is `None` for a key deleted in the working version
-/// (a tombstone), which seal removes; `epoch` is the write epoch of the last write, so the
-/// first write of an epoch knows to keep an undo record.
+/// The state of one key. `value` is `None` for a key deleted in the working version (a
+/// tombstone), which seal removes; `epoch` is the write epoch of the last write, so the first
+/// write of an epoch knows to keep an undo record.
 #[derive(Clone, Debug)]
-pub(crate) struct Slot {
-    pub object: Option<Object>,
-    pub epoch: u64,
+struct Slot {
+    value: Option<Bytes>,
+    epoch: u64,
 }
 
 /// The value a key had before the first write to it in `version`; `None` if it did not exist.
@@ -30,31 +34,150 @@ pub(crate) struct Undo {
     pub old: Option<Object>,
 }
 
-/// A bucket: objects, undo records in non-decreasing version order, and the epoch in which it
-/// was last listed as touched.
+/// What a write did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriteEffect {
+    /// The key held a live object before the write.
+    pub existed: bool,
+    /// The write changed something (deleting an absent key does not).
+    pub changed: bool,
+}
+
+/// A bucket: objects sorted by key, undo records in non-decreasing version order, and the
+/// epoch in which it was last listed as touched.
 #[derive(Debug, Default)]
 pub(crate) struct Bucket {
-    pub slots: BTreeMap<Bytes, Slot>,
-    pub undo: Vec<Undo>,
+    keys: Vec<Bytes>,
+    slots: Vec<Slot>,
+    /// `leaves[i]` is the leaf hash of `keys[i]` when `slots[i]` is live.
+    leaves: Vec<Digest>,
+    undo: Vec<Undo>,
     pub touched_epoch: u64,
+    /// Set when a delete leaves a tombstone, so seal compacts only buckets that have some.
+    has_tombstones: bool,
 }
 
 impl Bucket {
-    /// The hash of the bucket's live objects.
-    pub fn hash(&self) -> Digest {
-        bucket_hash(self.live().map(|(_, object)| &object.leaf))
+    fn find(&self, key: &[u8]) -> Result<usize, usize> {
+        self.keys.binary_search_by(|k| k.as_ref().cmp(key))
     }
 
-    /// Live objects in key order.
-    pub fn live(&self) -> impl Iterator<Item = (&Bytes, &Object)> {
-        self.slots
+    /// The live value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&Bytes> {
+        let i = self.find(key).ok()?;
+        self.slots[i].value.as_ref()
+    }
+
+    /// Writes (`Some`) or deletes (`None`) `key` in the working `version`, whose write epoch is
+    /// `epoch`, keeping an undo record on the first write of the epoch.
+    pub fn write(
+        &mut self,
+        key: &[u8],
+        object: Option<Object>,
+        epoch: u64,
+        version: BatchSeq,
+    ) -> WriteEffect {
+        match self.find(key) {
+            Ok(i) => {
+                let existed = self.slots[i].value.is_some();
+                if !existed && object.is_none() {
+                    return WriteEffect {
+                        existed,
+                        changed: false,
+                    };
+                }
+                let old_leaf = self.leaves[i];
+                let (value, leaf) = match object {
+                    Some(Object { value, leaf }) => (Some(value), leaf),
+                    None => {
+                        self.has_tombstones = true;
+                        (None, Digest::ZERO)
+                    }
+                };
+                self.leaves[i] = leaf;
+                let slot = &mut self.slots[i];
+                let old_value = std::mem::replace(&mut slot.value, value);
+                if slot.epoch != epoch {
+                    slot.epoch = epoch;
+                    self.undo.push(Undo {
+                        version,
+                        key: self.keys[i].clone(),
+                        old: old_value.map(|value| Object {
+                            value,
+                            leaf: old_leaf,
+                        }),
+                    });
+                }
+                WriteEffect {
+                    existed,
+                    changed: true,
+                }
+            }
+            Err(_) if object.is_none() => WriteEffect {
+                existed: false,
+                changed: false,
+            },
+            Err(i) => {
+                let key = Bytes::copy_from_slice(key);
+                let Object { value, leaf } = object.expect("checked above");
+                self.undo.push(Undo {
+                    version,
+                    key: key.clone(),
+                    old: None,
+                });
+                self.insert_at(i, key, Some(value), leaf, epoch);
+                WriteEffect {
+                    existed: false,
+                    changed: true,
+                }
+            }
+        }
+    }
+
+    fn insert_at(&mut self, i: usize, key: Bytes, value: Option<Bytes>, leaf: Digest, epoch: u64) {
+        self.keys.insert(i, key);
+        self.slots.insert(i, Slot { value, epoch });
+        self.leaves.insert(i, leaf);
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        self.keys.remove(i);
+        self.slots.remove(i);
+        self.leaves.remove(i);
+    }
+
+    /// The hash of the bucket's live objects. Call after [`drop_tombstones`](Self::drop_tombstones)
+    /// for the fast path.
+    pub fn hash(&self) -> Digest {
+        if self.has_tombstones {
+            bucket_hash(self.live().map(|(_, _, leaf)| leaf))
+        } else {
+            bucket_hash(&self.leaves)
+        }
+    }
+
+    /// Live objects in key order: key, value, leaf hash.
+    pub fn live(&self) -> impl Iterator<Item = (&Bytes, &Bytes, &Digest)> {
+        self.keys
             .iter()
-            .filter_map(|(key, slot)| slot.object.as_ref().map(|object| (key, object)))
+            .zip(&self.slots)
+            .zip(&self.leaves)
+            .filter_map(|((key, slot), leaf)| slot.value.as_ref().map(|value| (key, value, leaf)))
     }
 
     /// Removes tombstones (keys deleted in the version being sealed).
     pub fn drop_tombstones(&mut self) {
-        self.slots.retain(|_, slot| slot.object.is_some());
+        if !std::mem::take(&mut self.has_tombstones) {
+            return;
+        }
+        let mut i = 0;
+        while i < self.keys.len() {
+            if self.slots[i].value.is_none() {
+                self.remove_at(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Undoes every write of versions above `target`, newest first. Returns the change in the
@@ -63,27 +186,26 @@ impl Bucket {
         let mut live_delta = 0isize;
         while self.undo.last().is_some_and(|u| u.version > target) {
             let undo = self.undo.pop().expect("checked non-empty");
-            let was_live = self
-                .slots
-                .get(&undo.key)
-                .is_some_and(|slot| slot.object.is_some());
-            let becomes_live = undo.old.is_some();
-            match undo.old {
-                Some(object) => {
-                    self.slots.insert(
-                        undo.key,
-                        Slot {
-                            object: Some(object),
-                            epoch: 0,
-                        },
-                    );
+            let position = self.find(&undo.key);
+            let was_live = position.is_ok_and(|i| self.slots[i].value.is_some());
+            live_delta += isize::from(undo.old.is_some()) - isize::from(was_live);
+            match (position, undo.old) {
+                (Ok(i), Some(Object { value, leaf })) => {
+                    self.slots[i] = Slot {
+                        value: Some(value),
+                        epoch: 0,
+                    };
+                    self.leaves[i] = leaf;
                 }
-                None => {
-                    self.slots.remove(&undo.key);
+                (Err(i), Some(Object { value, leaf })) => {
+                    self.insert_at(i, undo.key, Some(value), leaf, 0);
                 }
+                (Ok(i), None) => self.remove_at(i),
+                (Err(_), None) => {}
             }
-            live_delta += isize::from(becomes_live) - isize::from(was_live);
         }
+        // Every tombstone belongs to the working version, whose writes were all undone.
+        self.has_tombstones = false;
         live_delta
     }
 
@@ -98,7 +220,13 @@ impl Bucket {
     pub fn objects_at(&self, version: BatchSeq) -> BTreeMap<Bytes, Object> {
         let mut objects: BTreeMap<Bytes, Object> = self
             .live()
-            .map(|(key, object)| (key.clone(), object.clone()))
+            .map(|(key, value, leaf)| {
+                let object = Object {
+                    value: value.clone(),
+                    leaf: *leaf,
+                };
+                (key.clone(), object)
+            })
             .collect();
         for undo in self.undo.iter().rev().take_while(|u| u.version > version) {
             match &undo.old {

@@ -92,7 +92,7 @@ impl StateStore {
             } else {
                 guard
                     .live()
-                    .map(|(k, o)| (k.clone(), o.value.clone()))
+                    .map(|(k, v, _)| (k.clone(), v.clone()))
                     .collect()
             };
             drop(guard);
@@ -293,7 +293,7 @@ impl StateImport {
                 .bucket(b)
                 .read()
                 .live()
-                .map(|(k, _)| k.clone())
+                .map(|(k, _, _)| k.clone())
                 .filter(|k| objects.binary_search_by(|(key, _)| key.cmp(k)).is_err())
                 .collect();
             for key in stale {

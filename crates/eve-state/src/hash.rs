@@ -4,8 +4,12 @@
 use eve_types::Digest;
 
 const LEAF_DOMAIN: u8 = 0x00;
-const BUCKET_DOMAIN: u8 = 0x01;
-const NODE_DOMAIN: u8 = 0x02;
+/// Buckets are hashed in blake3's keyed mode, which is its own domain, so that `n` leaves
+/// make exactly `n / 2` 64-byte blocks.
+const BUCKET_KEY: &[u8; 32] = b"eve merkle bucket, version 1 ---";
+/// Inner nodes are hashed in blake3's keyed mode, which is its own domain, so that a node's
+/// input is exactly one 64-byte block: half the cost of a prefixed 65-byte input.
+const NODE_KEY: &[u8; 32] = b"eve merkle inner node, version 1";
 
 /// The hash of one object: `H(0x00 || key length (u32 LE) || key || value)`.
 pub fn leaf_hash(key: &[u8], value: &[u8]) -> Digest {
@@ -18,14 +22,15 @@ pub fn leaf_hash(key: &[u8], value: &[u8]) -> Digest {
 }
 
 /// The hash of a bucket from the leaf hashes of its objects in key order:
-/// `H(0x01 || leaf_1 || ... || leaf_n)`; an empty bucket is `H(0x01)`.
+/// `keyed_H(BUCKET_KEY, leaf_1 || ... || leaf_n)`; an empty bucket hashes the empty input.
 pub fn bucket_hash<'a>(leaves: impl IntoIterator<Item = &'a Digest>) -> Digest {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&[BUCKET_DOMAIN]);
+    // One contiguous input hashes faster than many 32-byte updates.
+    let leaves = leaves.into_iter();
+    let mut input = Vec::with_capacity(32 * leaves.size_hint().0);
     for leaf in leaves {
-        hasher.update(leaf.as_bytes());
+        input.extend_from_slice(leaf.as_bytes());
     }
-    Digest(*hasher.finalize().as_bytes())
+    Digest(*blake3::keyed_hash(BUCKET_KEY, &input).as_bytes())
 }
 
 /// The hash of an empty bucket.
@@ -33,13 +38,12 @@ pub fn empty_bucket_hash() -> Digest {
     bucket_hash([])
 }
 
-/// The hash of an inner tree node: `H(0x02 || left || right)`.
+/// The hash of an inner tree node: `keyed_H(NODE_KEY, left || right)`.
 pub fn node_hash(left: &Digest, right: &Digest) -> Digest {
-    let mut input = [0u8; 65];
-    input[0] = NODE_DOMAIN;
-    input[1..33].copy_from_slice(left.as_bytes());
-    input[33..].copy_from_slice(right.as_bytes());
-    Digest(*blake3::hash(&input).as_bytes())
+    let mut input = [0u8; 64];
+    input[..32].copy_from_slice(left.as_bytes());
+    input[32..].copy_from_slice(right.as_bytes());
+    Digest(*blake3::keyed_hash(NODE_KEY, &input).as_bytes())
 }
 
 /// The bucket an object key falls in, for a tree of `2^bits` buckets: the top `bits` bits of

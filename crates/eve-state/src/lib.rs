@@ -24,6 +24,7 @@ mod error;
 mod hash;
 mod manifest;
 mod merkle;
+mod parallel;
 mod store;
 
 pub use chunk::{BucketPart, CHUNK_REQUEST_BUCKETS_MAX, Chunk, ChunkRequest, StateImport};
@@ -33,4 +34,5 @@ pub use error::StateError;
 pub use hash::{bucket_hash, bucket_of, leaf_hash, node_hash};
 pub use manifest::Manifest;
 pub use merkle::MerkleTree;
+pub use parallel::{ParallelFor, Serial};
 pub use store::{SYSTEM_KEY_PREFIX, StateStore, is_system_key};

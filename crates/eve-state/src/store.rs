@@ -6,17 +6,21 @@
 //! `2^bucket_bits` buckets, each behind its own lock, and the buckets are the leaves of the
 //! Merkle tree, so the lock shards and the tree agree on where every key lives.
 
-use crate::bucket::{Bucket, Object, Slot, Undo};
+use crate::bucket::{Bucket, Object};
 use crate::config::StateConfig;
 use crate::error::StateError;
 use crate::hash::{bucket_of, leaf_hash};
 use crate::merkle::MerkleTree;
+use crate::parallel::{ParallelFor, Serial};
 use bytes::Bytes;
 use eve_types::limits::{OBJECT_KEY_BYTES_MAX, RETAINED_VERSIONS_MAX};
 use eve_types::{BatchSeq, Digest};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Fewest buckets per rehash task worth sending to another thread when sealing.
+const PARALLEL_REHASH_BUCKETS_MIN: usize = 128;
 
 /// Keys that start with this byte belong to eve itself (the reply cache); applications may not
 /// write them. See [`StateError::ReservedKey`].
@@ -102,12 +106,7 @@ impl StateStore {
 
     /// The value of `key` now, including writes of the working version.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        let bucket = self.buckets[self.bucket_of(key)].read();
-        bucket
-            .slots
-            .get(key)
-            .and_then(|slot| slot.object.as_ref())
-            .map(|object| object.value.clone())
+        self.buckets[self.bucket_of(key)].read().get(key).cloned()
     }
 
     /// Writes `key` in the working version. The first write to a key in a version keeps the
@@ -203,6 +202,11 @@ impl StateStore {
     /// Seals the working version: rehashes the buckets it wrote and their paths, records the
     /// version, and returns its root. The next version becomes the working one.
     pub fn seal(&mut self) -> Result<Digest, StateError> {
+        self.seal_with(&mut Serial)
+    }
+
+    /// [`seal`](Self::seal), with the rehashing spread over the threads `parallel` lends.
+    pub fn seal_with(&mut self, parallel: &mut dyn ParallelFor) -> Result<Digest, StateError> {
         if self.history.len() >= RETAINED_VERSIONS_MAX {
             return Err(StateError::TooManyRetainedVersions {
                 retained: self.history.len(),
@@ -212,7 +216,7 @@ impl StateStore {
         let mut touched = std::mem::take(self.touched.get_mut());
         touched.sort_unstable();
         touched.dedup();
-        self.rehash(&touched);
+        self.rehash(&touched, parallel);
         let root = self.tree.root();
         self.history.push_back(VersionRecord {
             version: self.working,
@@ -248,7 +252,7 @@ impl StateStore {
             live_delta += self.buckets[b as usize].get_mut().undo_above(target);
         }
         self.adjust_live(live_delta);
-        self.rehash(&buckets);
+        self.rehash(&buckets, &mut Serial);
         self.sealed = target;
         self.working = target.next();
         self.epoch += 1;
@@ -291,8 +295,8 @@ impl StateStore {
     pub fn to_map(&self) -> BTreeMap<Bytes, Bytes> {
         let mut map = BTreeMap::new();
         for bucket in self.buckets.iter() {
-            for (key, object) in bucket.read().live() {
-                map.insert(key.clone(), object.value.clone());
+            for (key, value, _) in bucket.read().live() {
+                map.insert(key.clone(), value.clone());
             }
         }
         map
@@ -346,45 +350,18 @@ impl StateStore {
     /// Writes (`Some`) or deletes (`None`) one key; returns whether it existed before.
     fn write(&self, key: &[u8], object: Option<Object>) -> bool {
         let index = self.bucket_of(key);
-        let mut guard = self.buckets[index].write();
-        let bucket = &mut *guard;
-        let (epoch, version) = (self.epoch, self.working);
         let creates = object.is_some();
-        let existed = match bucket.slots.get_mut(key) {
-            Some(slot) => {
-                let existed = slot.object.is_some();
-                if !existed && !creates {
-                    return false;
-                }
-                let old = std::mem::replace(&mut slot.object, object);
-                if slot.epoch != epoch {
-                    slot.epoch = epoch;
-                    bucket.undo.push(Undo {
-                        version,
-                        key: Bytes::copy_from_slice(key),
-                        old,
-                    });
-                }
-                existed
-            }
-            None if !creates => return false,
-            None => {
-                let key = Bytes::copy_from_slice(key);
-                bucket.undo.push(Undo {
-                    version,
-                    key: key.clone(),
-                    old: None,
-                });
-                bucket.slots.insert(key, Slot { object, epoch });
-                false
-            }
-        };
-        if bucket.touched_epoch != epoch {
-            bucket.touched_epoch = epoch;
+        let mut bucket = self.buckets[index].write();
+        let effect = bucket.write(key, object, self.epoch, self.working);
+        if !effect.changed {
+            return effect.existed;
+        }
+        if bucket.touched_epoch != self.epoch {
+            bucket.touched_epoch = self.epoch;
             self.touched.lock().push(index as u32);
         }
-        drop(guard);
-        match (existed, creates) {
+        drop(bucket);
+        match (effect.existed, creates) {
             (false, true) => {
                 self.live_objects.fetch_add(1, Ordering::Relaxed);
             }
@@ -393,20 +370,38 @@ impl StateStore {
             }
             _ => {}
         }
-        existed
+        effect.existed
     }
 
-    /// Drops tombstones in `buckets`, rehashes them and updates the tree.
-    fn rehash(&mut self, buckets: &[u32]) {
-        let changes: Vec<(u32, Digest)> = buckets
-            .iter()
-            .map(|&b| {
-                let bucket = self.buckets[b as usize].get_mut();
-                bucket.drop_tombstones();
-                (b, bucket.hash())
-            })
-            .collect();
-        self.tree.update(&changes);
+    /// Drops tombstones in `buckets` (sorted, distinct), rehashes them and updates the tree,
+    /// in tasks on `parallel` when there are enough buckets to share.
+    fn rehash(&mut self, buckets: &[u32], parallel: &mut dyn ParallelFor) {
+        let tasks = (buckets.len() / PARALLEL_REHASH_BUCKETS_MIN)
+            .min(parallel.parallelism() * 4)
+            .max(1);
+        let per_task = buckets.len().div_ceil(tasks).max(1);
+        let parts: Vec<&[u32]> = buckets.chunks(per_task).collect();
+        let results: Vec<Mutex<Vec<(u32, Digest)>>> =
+            parts.iter().map(|_| Mutex::new(Vec::new())).collect();
+        let store_buckets = &self.buckets;
+        let rehash_part = |t: usize| {
+            let hashes: Vec<(u32, Digest)> = parts[t]
+                .iter()
+                .map(|&b| {
+                    let mut bucket = store_buckets[b as usize].write();
+                    bucket.drop_tombstones();
+                    (b, bucket.hash())
+                })
+                .collect();
+            *results[t].lock() = hashes;
+        };
+        if parts.len() > 1 {
+            parallel.parallel_for(parts.len(), &rehash_part);
+        } else {
+            (0..parts.len()).for_each(rehash_part);
+        }
+        let changes: Vec<(u32, Digest)> = results.into_iter().flat_map(Mutex::into_inner).collect();
+        self.tree.update_with(&changes, parallel);
     }
 
     fn adjust_live(&mut self, delta: isize) {

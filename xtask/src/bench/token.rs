@@ -11,8 +11,8 @@ use crate::release;
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use clap::Args;
-use eve_exec::Token;
-use eve_state::{StateConfig, StateStore};
+use eve_exec::{ThreadPoolRunner, Token};
+use eve_state::{ParallelFor, Serial, StateConfig, StateStore};
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -29,6 +29,14 @@ pub struct TokenArgs {
         default_value = "10000,1000000"
     )]
     objects: Vec<u64>,
+    /// Threads lent to the seal, comma-separated (1: sealed on the calling thread alone)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "1,2"
+    )]
+    threads: Vec<usize>,
     /// Distinct existing objects written before each seal
     #[arg(long, default_value_t = 1000)]
     modified: u64,
@@ -52,10 +60,14 @@ const OBJECTS_MAX: u64 = 50_000_000;
 /// Most timed rounds per state.
 const ROUNDS_MAX: usize = 1_000_000;
 
-const COLUMNS: [Column; 8] = [
+const COLUMNS: [Column; 9] = [
     Column {
         name: "objects",
         width: 9,
+    },
+    Column {
+        name: "threads",
+        width: 7,
     },
     Column {
         name: "modified",
@@ -115,37 +127,58 @@ pub fn run(args: &TokenArgs) -> Result<()> {
             "(built a state of {objects} objects in {:.2?})",
             start.elapsed()
         );
-        let mut samples = Samples::default();
-        for round in 0..warmup_rounds(rounds) + rounds {
-            let sample = one_round(&mut state, objects, args.modified, args.seed, round as u64)?;
-            if round >= warmup_rounds(rounds) {
-                samples.puts.push(sample.puts);
-                samples.seal_token.push(sample.seal_token);
+        for &threads in &args.threads {
+            let mut lent: Box<dyn ParallelFor> = if threads == 1 {
+                Box::new(Serial)
+            } else {
+                Box::new(ThreadPoolRunner::new(threads).context("starting the seal's threads")?)
+            };
+            let mut samples = Samples::default();
+            for round in 0..warmup_rounds(rounds) + rounds {
+                let sample = one_round(
+                    &mut state,
+                    lent.as_mut(),
+                    objects,
+                    args.modified,
+                    args.seed,
+                    round as u64,
+                )?;
+                if round >= warmup_rounds(rounds) {
+                    samples.puts.push(sample.puts);
+                    samples.seal_token.push(sample.seal_token);
+                }
             }
+            let seal_token_median = median(&mut samples.seal_token);
+            medians.push((objects, threads, seal_token_median));
+            let first = medians
+                .iter()
+                .find(|m| m.1 == threads)
+                .expect("this row was just pushed")
+                .2;
+            table.push(vec![
+                objects.to_string(),
+                threads.to_string(),
+                args.modified.to_string(),
+                rounds.to_string(),
+                micros(median(&mut samples.puts)),
+                micros(percentile(&mut samples.puts, 90)),
+                micros(seal_token_median),
+                micros(percentile(&mut samples.seal_token, 90)),
+                format!(
+                    "{:.2}",
+                    seal_token_median.as_secs_f64() / first.as_secs_f64()
+                ),
+            ]);
         }
-        drop(state);
-        let seal_token_median = median(&mut samples.seal_token);
-        medians.push((objects, seal_token_median));
-        let first = medians[0].1;
-        table.push(vec![
-            objects.to_string(),
-            args.modified.to_string(),
-            rounds.to_string(),
-            micros(median(&mut samples.puts)),
-            micros(percentile(&mut samples.puts, 90)),
-            micros(seal_token_median),
-            micros(percentile(&mut samples.seal_token, 90)),
-            format!(
-                "{:.2}",
-                seal_token_median.as_secs_f64() / first.as_secs_f64()
-            ),
-        ]);
     }
-    if let [(small, small_median), .., (large, large_median)] = medians[..] {
-        println!(
-            "\nseal + token median, {large} objects / {small} objects: {:.2}",
-            large_median.as_secs_f64() / small_median.as_secs_f64()
-        );
+    for &threads in &args.threads {
+        let rows: Vec<_> = medians.iter().filter(|m| m.1 == threads).collect();
+        if let [(small, _, small_median), .., (large, _, large_median)] = rows[..] {
+            println!(
+                "\nseal + token median with {threads} thread(s), {large} objects / {small} objects: {:.2}",
+                large_median.as_secs_f64() / small_median.as_secs_f64()
+            );
+        }
     }
     if let Some(out) = &args.out {
         for path in header.write(out, &[&table])? {
@@ -229,6 +262,7 @@ fn populated_state(config: StateConfig, objects: u64) -> Result<StateStore> {
 /// (timed), then marks the version stable (untimed) so the state does not grow.
 fn one_round(
     state: &mut StateStore,
+    lent: &mut dyn ParallelFor,
     objects: u64,
     modified: u64,
     seed: u64,
@@ -249,7 +283,7 @@ fn one_round(
     let puts = start.elapsed();
 
     let start = Instant::now();
-    let new_root = state.seal().context("sealing")?;
+    let new_root = state.seal_with(lent).context("sealing")?;
     black_box(Token::compute(seq, previous_root, new_root));
     let seal_token = start.elapsed();
 
@@ -307,7 +341,7 @@ mod tests {
     #[test]
     fn a_round_leaves_the_state_the_same_size_with_no_undo_records() {
         let mut state = populated_state(StateConfig::default(), 500).expect("small state");
-        one_round(&mut state, 500, 100, 1, 0).expect("a round");
+        one_round(&mut state, &mut Serial, 500, 100, 1, 0).expect("a round");
         assert_eq!(state.len(), 500);
         assert_eq!(state.retained_versions(), 0, "marked stable");
     }
