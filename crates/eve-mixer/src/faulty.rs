@@ -3,6 +3,7 @@
 use crate::keys::{ConflictKey, ConflictKeys};
 use crate::mixer::Mixer;
 use crate::schedule::Schedule;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rates are in parts per million: this rate means "always".
 pub const FAULT_PPM_MAX: u32 = 1_000_000;
@@ -23,7 +24,8 @@ pub enum FaultRateError {
 /// Test knob: wraps a mixer and makes it wrong, deterministically, so that tests and the
 /// simulator can exercise divergence (a missed conflict) and lost parallelism (a false one).
 ///
-/// For each position `i` it draws, from `(seed, i)` alone, whether to inject:
+/// For the `n`-th batch it mixes (counting from 0) and each position `i` it draws, from
+/// `(seed, n, i)` alone, whether to inject:
 /// - a *missed conflict* (`missed_conflict_ppm`): the request's keys, and its
 ///   conflicts-with-everything flag, are dropped, so it may join a parallel batch it conflicts
 ///   with;
@@ -33,12 +35,14 @@ pub enum FaultRateError {
 /// Both may hit one request; the missed conflict is applied first, so it then writes only the
 /// shared key. The inner mixer then runs on the altered keys. The draws use splitmix64 and
 /// integer arithmetic only, so a seed gives the same schedule on every machine.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct FaultyMixer<M: Mixer> {
     inner: M,
     missed_conflict_ppm: u32,
     false_conflict_ppm: u32,
     seed: u64,
+    /// Batches mixed so far: each batch gets its own draws.
+    batches: AtomicU64,
 }
 
 impl<M: Mixer> FaultyMixer<M> {
@@ -65,6 +69,7 @@ impl<M: Mixer> FaultyMixer<M> {
             missed_conflict_ppm,
             false_conflict_ppm,
             seed,
+            batches: AtomicU64::new(0),
         })
     }
 
@@ -74,12 +79,12 @@ impl<M: Mixer> FaultyMixer<M> {
     }
 
     /// The keys the inner mixer sees for the request at `position`.
-    fn alter(&self, position: usize, keys: &ConflictKeys) -> ConflictKeys {
+    fn alter(&self, seed: u64, position: usize, keys: &ConflictKeys) -> ConflictKeys {
         let mut keys = keys.clone();
-        if draw(self.seed, position, Fault::Missed) < self.missed_conflict_ppm {
+        if draw(seed, position, Fault::Missed) < self.missed_conflict_ppm {
             keys.clear();
         }
-        if draw(self.seed, position, Fault::False) < self.false_conflict_ppm {
+        if draw(seed, position, Fault::False) < self.false_conflict_ppm {
             keys.write_key(false_conflict_key());
         }
         keys
@@ -88,10 +93,12 @@ impl<M: Mixer> FaultyMixer<M> {
 
 impl<M: Mixer> Mixer for FaultyMixer<M> {
     fn mix(&self, keys: &[ConflictKeys]) -> Schedule {
+        let batch = self.batches.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ splitmix64(batch);
         let altered: Vec<ConflictKeys> = keys
             .iter()
             .enumerate()
-            .map(|(position, keys)| self.alter(position, keys))
+            .map(|(position, keys)| self.alter(seed, position, keys))
             .collect();
         let schedule = self.inner.mix(&altered);
         assert_eq!(
@@ -207,6 +214,26 @@ mod tests {
         assert!(
             (4_500..5_500).contains(&below_half),
             "about half of 10,000 draws fall below 500,000 ppm, got {below_half}"
+        );
+    }
+
+    #[test]
+    fn successive_batches_get_their_own_draws() {
+        let mixer = FaultyMixer::new(GreedyMixer, 500_000, 0, 3).unwrap();
+        let mut keys = vec![ConflictKeys::new(); 64];
+        for k in &mut keys {
+            k.write(b"hot");
+        }
+        let schedules: Vec<Schedule> = (0..4).map(|_| mixer.mix(&keys)).collect();
+        assert!(
+            schedules.windows(2).any(|w| w[0] != w[1]),
+            "the same batch mixed again is perturbed differently"
+        );
+        let again = FaultyMixer::new(GreedyMixer, 500_000, 0, 3).unwrap();
+        let replay: Vec<Schedule> = (0..4).map(|_| again.mix(&keys)).collect();
+        assert_eq!(
+            schedules, replay,
+            "the same seed and call sequence replays exactly"
         );
     }
 }
