@@ -16,6 +16,7 @@ use eve::apps::{BusyOp, BusyWork, busy_work};
 use eve::exec::{ExecMode, Executor, ThreadPoolRunner};
 use eve::mixer::GreedyMixer;
 use eve::state::{StateConfig, StateStore};
+use eve::types::splitmix64;
 use eve::types::{ClientId, NonDet, Request, RequestNo};
 use std::time::{Duration, Instant};
 
@@ -41,14 +42,6 @@ fn rounds_per_us() -> f64 {
         .collect();
     rates.sort_unstable_by(f64::total_cmp);
     rates[rates.len() / 2]
-}
-
-/// A fixed hash of `i`, to spread the conflicting requests over the batch.
-fn splitmix64(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// `BATCH` requests from distinct clients, `conflict_pct` percent of them writing the hot

@@ -8,6 +8,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use eve::mixer::{ConflictKeys, GreedyMixer, Mixer, SequentialMixer};
+use eve::types::splitmix64;
 
 /// `requests` requests of one read and one write each; `conflict_pct` percent of them write the
 /// hot key.
@@ -24,14 +25,6 @@ fn batch(requests: usize, conflict_pct: u64) -> Vec<ConflictKeys> {
             keys
         })
         .collect()
-}
-
-/// A fixed hash of `i`, to spread the conflicting requests over the batch.
-fn splitmix64(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn mixers(c: &mut Criterion) {

@@ -12,19 +12,12 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use eve::exec::Token;
 use eve::state::{StateConfig, StateStore};
+use eve::types::splitmix64;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Objects written before each seal.
 const MODIFIED: u64 = 1000;
-
-/// A fixed hash of `i`, to pick the objects written.
-fn splitmix64(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn object_key(i: u64) -> [u8; 9] {
     let mut key = [b'o'; 9];

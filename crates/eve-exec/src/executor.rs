@@ -121,18 +121,18 @@ impl<A: Application> Executor<A> {
         let previous_root = self.state.root();
         let slots: Vec<OnceLock<Outcome>> = requests.iter().map(|_| OnceLock::new()).collect();
         let counters = Counters::default();
+        let batch = BatchRun {
+            app: &self.app,
+            state: &self.state,
+            seq,
+            nondet,
+            requests,
+            slots: &slots,
+            counters: &counters,
+        };
         let parallel_batches = match mode {
             ExecMode::Parallel => {
-                let schedule = self.mix(requests);
-                let batch = BatchRun {
-                    app: &self.app,
-                    state: &self.state,
-                    seq,
-                    nondet,
-                    requests,
-                    slots: &slots,
-                    counters: &counters,
-                };
+                let schedule = mix(&self.app, self.mixer.as_ref(), &mut self.keys, requests);
                 for parallel_batch in schedule.parallel_batches() {
                     self.runner.run(parallel_batch.len(), &|j| {
                         batch.run_one(parallel_batch[j] as usize)
@@ -141,15 +141,6 @@ impl<A: Application> Executor<A> {
                 schedule.parallel_batch_count()
             }
             ExecMode::Sequential => {
-                let batch = BatchRun {
-                    app: &self.app,
-                    state: &self.state,
-                    seq,
-                    nondet,
-                    requests,
-                    slots: &slots,
-                    counters: &counters,
-                };
                 (0..requests.len()).for_each(|i| batch.run_one(i));
                 requests.len()
             }
@@ -215,22 +206,6 @@ impl<A: Application> Executor<A> {
     /// The client's last executed request and reply, if any.
     pub fn cached_reply(&self, client: eve_types::ClientId) -> Option<CachedReply> {
         reply_cache::lookup(&self.state, client)
-    }
-
-    fn mix(&mut self, requests: &[Request]) -> Schedule {
-        self.keys.resize_with(requests.len(), ConflictKeys::new);
-        for (keys, request) in self.keys.iter_mut().zip(requests) {
-            keys.clear();
-            self.app.conflict_keys(&request.op, keys);
-            keys.write_key(reply_cache::reply_cache_conflict_key(request.client));
-        }
-        let schedule = self.mixer.mix(&self.keys[..requests.len()]);
-        assert_eq!(
-            schedule.requests(),
-            requests.len(),
-            "the mixer must place every request of the batch exactly once"
-        );
-        schedule
     }
 
     fn outcome(
@@ -315,6 +290,29 @@ impl ParallelFor for Lend<'_> {
     fn parallelism(&self) -> usize {
         self.0.threads()
     }
+}
+
+/// Asks the application for every request's conflict keys, adds the client's reply-cache
+/// entry (written by every request), and mixes. `keys` is scratch space kept between batches.
+fn mix<A: Application>(
+    app: &A,
+    mixer: &dyn Mixer,
+    keys: &mut Vec<ConflictKeys>,
+    requests: &[Request],
+) -> Schedule {
+    keys.resize_with(requests.len(), ConflictKeys::new);
+    for (keys, request) in keys.iter_mut().zip(requests) {
+        keys.clear();
+        app.conflict_keys(&request.op, keys);
+        keys.write_key(reply_cache::reply_cache_conflict_key(request.client));
+    }
+    let schedule = mixer.mix(&keys[..requests.len()]);
+    assert_eq!(
+        schedule.requests(),
+        requests.len(),
+        "the mixer must place every request of the batch exactly once"
+    );
+    schedule
 }
 
 #[derive(Default)]

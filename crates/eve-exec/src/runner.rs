@@ -5,8 +5,8 @@
 //! the deterministic simulator alike.
 
 use eve_state::ParallelFor;
-use eve_types::ConfigError;
 use eve_types::limits::EXECUTOR_THREADS_MAX;
+use eve_types::{ConfigError, SplitMix64};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs the requests of one parallel batch.
@@ -136,22 +136,15 @@ impl ParallelRunner for InlineRunner {
 /// different seeds model two machines whose threads interleave differently.
 #[derive(Clone, Debug)]
 pub struct SeededRunner {
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl SeededRunner {
     /// A runner whose orders follow from `seed`.
     pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Self {
+            rng: SplitMix64::new(seed),
+        }
     }
 }
 
@@ -159,7 +152,7 @@ impl ParallelRunner for SeededRunner {
     fn run(&mut self, len: usize, task: &(dyn Fn(usize) + Sync)) {
         let mut order: Vec<usize> = (0..len).collect();
         for i in (1..len).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
+            let j = self.rng.below(i as u64 + 1) as usize;
             order.swap(i, j);
         }
         order.into_iter().for_each(task);

@@ -3,6 +3,7 @@
 use crate::keys::{ConflictKey, ConflictKeys};
 use crate::mixer::Mixer;
 use crate::schedule::Schedule;
+use eve_types::splitmix64;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rates are in parts per million: this rate means "always".
@@ -134,14 +135,6 @@ fn draw(seed: u64, position: usize, fault: Fault) -> u32 {
     let bits = splitmix64(seed ^ splitmix64(stream)) >> 32;
     // Scale 32 random bits to 0 .. FAULT_PPM_MAX by a multiply and shift (no floats).
     ((bits * u64::from(FAULT_PPM_MAX)) >> 32) as u32
-}
-
-/// One step of splitmix64 (Steele, Lea and Flood), as a hash of `state`.
-fn splitmix64(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -21,8 +21,10 @@ mod digest;
 mod ids;
 pub mod limits;
 mod request;
+mod rng;
 
 pub use config::{ClusterConfig, ConfigError, QuorumSizes, ReplicationMode, ValidConfig};
 pub use digest::Digest;
 pub use ids::{BatchSeq, ClientId, ReplicaId, RequestNo, View};
 pub use request::{NonDet, Reply, Request, RequestError};
+pub use rng::{SplitMix64, splitmix64};

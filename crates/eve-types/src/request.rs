@@ -96,14 +96,7 @@ impl NonDet {
     /// The deterministic random value of the request at `position` in the batch
     /// (splitmix64 of the seed and the position: cheap, and different for every position).
     pub fn random_for(&self, position: usize) -> u64 {
-        let mut z = self.seed.wrapping_add(
-            (position as u64)
-                .wrapping_add(1)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::rng::splitmix64(self.seed ^ crate::rng::splitmix64(position as u64))
     }
 }
 

@@ -29,14 +29,7 @@ pub fn median_f64(values: &mut [f64]) -> f64 {
     values[(values.len() - 1) / 2]
 }
 
-/// splitmix64: a fixed, well-mixed hash of `x`, used as a seeded generator by hashing a seed
-/// plus a counter. No `rand` crate needed, and the same seed always gives the same workload.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use eve_types::splitmix64;
 
 #[cfg(test)]
 mod tests {
