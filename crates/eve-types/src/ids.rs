@@ -46,6 +46,11 @@ id_newtype!(
     "R"
 );
 id_newtype!(
+    /// A verifier, numbered from 0 in the cluster configuration (`n_ver` of them).
+    VerifierId(u32),
+    "Ver"
+);
+id_newtype!(
     /// A client of the replicated service.
     ClientId(u64),
     "C"

@@ -1,0 +1,342 @@
+//! The execution side of a replica: the commands the protocol logic gives it and the events
+//! it reports back.
+//!
+//! The logic never touches the state itself. It emits [`ExecCommand`]s; a driver hands them,
+//! in order, to a [`ReplicaExecutor`] (on a dedicated thread in the node, inline in the
+//! simulator) and feeds the resulting [`ExecEvent`]s back to the logic. Commands run strictly
+//! in the order given, so a `Rollback` issued after an `Execute` applies after it. Commands and
+//! events carry the logic's *epoch*, which changes at every rollback, so the logic can ignore
+//! results that a rollback made stale.
+
+use crate::message::{Batch, Message, Roots, StateReply};
+use eve_exec::{Application, ExecMode, Executor, Token};
+use eve_state::{Chunk, ChunkRequest, Delta, Manifest, StateError, StateImport};
+use eve_types::limits::{MESSAGE_SIZE_BYTES_MAX, STATE_CHUNK_BYTES_MAX};
+use eve_types::{BatchSeq, ReplicaId, Reply};
+
+/// Largest delta a replica serves before it falls back to a chunked transfer, in bytes of
+/// keys and values (half a message, leaving room for framing).
+pub const DELTA_BYTES_MAX: usize = MESSAGE_SIZE_BYTES_MAX / 2;
+
+/// Largest chunk a replica asks for, in bytes of keys and values.
+pub const CHUNK_BYTES: usize = STATE_CHUNK_BYTES_MAX / 2;
+
+/// What the logic asks the execution side to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecCommand {
+    /// Execute a batch (which must follow the last executed one) and report its token.
+    Execute {
+        /// The logic's epoch when it asked.
+        epoch: u64,
+        /// The batch.
+        batch: Batch,
+    },
+    /// Roll the state back to `to`.
+    Rollback {
+        /// The version to restore.
+        to: BatchSeq,
+    },
+    /// Mark `seq` stable: the state can no longer roll back below it.
+    MarkStable {
+        /// The checkpoint.
+        seq: BatchSeq,
+    },
+    /// Answer a peer's state request: a delta from `base` to `target`, or a manifest.
+    ServeState {
+        /// The peer.
+        to: ReplicaId,
+        /// The version asked for, which this replica holds.
+        target: BatchSeq,
+        /// The peer's last committed version.
+        base: BatchSeq,
+        /// The roots of `target`, as this replica computed them.
+        roots: Roots,
+    },
+    /// Answer a peer's chunk request.
+    ServeChunk {
+        /// The peer.
+        to: ReplicaId,
+        /// What it asked for.
+        request: ChunkRequest,
+    },
+    /// Apply a delta received from a peer (its roots already checked against the agreed
+    /// token), landing on version `delta.to`.
+    ImportDelta {
+        /// The logic's epoch.
+        epoch: u64,
+        /// The agreed roots of the target version.
+        roots: Roots,
+        /// The delta.
+        delta: Delta,
+    },
+    /// Start a full transfer of `manifest` from `peer`.
+    StartImport {
+        /// The logic's epoch.
+        epoch: u64,
+        /// Where chunks come from.
+        peer: ReplicaId,
+        /// The agreed roots of the target version.
+        roots: Roots,
+        /// The target version's manifest.
+        manifest: Manifest,
+    },
+    /// A chunk of the transfer in progress arrived.
+    ImportChunk {
+        /// The logic's epoch.
+        epoch: u64,
+        /// The peer it came from.
+        peer: ReplicaId,
+        /// The chunk.
+        chunk: Chunk,
+    },
+}
+
+/// What the execution side reports back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecEvent {
+    /// A batch executed.
+    Executed {
+        /// The epoch of the command.
+        epoch: u64,
+        /// The batch.
+        seq: BatchSeq,
+        /// Its roots; `token` is their hash with `seq`.
+        roots: Roots,
+        /// The token.
+        token: Token,
+        /// The replies, released only when the batch commits with this token.
+        replies: Vec<Reply>,
+    },
+    /// A batch could not execute (out of sequence: a bookkeeping error the logic repairs by
+    /// state transfer).
+    ExecuteFailed {
+        /// The epoch of the command.
+        epoch: u64,
+        /// The batch.
+        seq: BatchSeq,
+        /// Why.
+        error: String,
+    },
+    /// A state transfer finished: the state is now at `target`, or nothing changed.
+    StateApplied {
+        /// The epoch of the command.
+        epoch: u64,
+        /// The version transferred.
+        target: BatchSeq,
+        /// Its roots.
+        roots: Roots,
+        /// The outcome.
+        result: Result<(), StateError>,
+    },
+    /// A message to send (state served to a peer, or the next chunk request).
+    Send {
+        /// The peer.
+        to: ReplicaId,
+        /// The message.
+        msg: Message,
+    },
+}
+
+/// A transfer in progress.
+struct Import {
+    epoch: u64,
+    peer: ReplicaId,
+    roots: Roots,
+    import: StateImport,
+}
+
+/// Runs [`ExecCommand`]s against an [`Executor`].
+pub struct ReplicaExecutor<A: Application> {
+    executor: Executor<A>,
+    import: Option<Import>,
+}
+
+impl<A: Application> ReplicaExecutor<A> {
+    /// Wraps an executor (whose state should be empty, or a state this replica held).
+    pub fn new(executor: Executor<A>) -> Self {
+        Self {
+            executor,
+            import: None,
+        }
+    }
+
+    /// The executor, for inspection.
+    pub fn executor(&self) -> &Executor<A> {
+        &self.executor
+    }
+
+    /// The executor, for fault injection in tests and simulations.
+    pub fn executor_mut(&mut self) -> &mut Executor<A> {
+        &mut self.executor
+    }
+
+    /// Runs one command and returns what it produced.
+    pub fn apply(&mut self, command: ExecCommand) -> Vec<ExecEvent> {
+        match command {
+            ExecCommand::Execute { epoch, batch } => vec![self.execute(epoch, batch)],
+            ExecCommand::Rollback { to } => {
+                self.import = None;
+                // The logic only rolls back to versions it holds (committed or later); a
+                // failure would be a bookkeeping bug, which the next Execute reports.
+                let _ = self.executor.rollback(to);
+                Vec::new()
+            }
+            ExecCommand::MarkStable { seq } => {
+                let _ = self.executor.mark_stable(seq);
+                Vec::new()
+            }
+            ExecCommand::ServeState {
+                to,
+                target,
+                base,
+                roots,
+            } => vec![self.serve_state(to, target, base, roots)],
+            ExecCommand::ServeChunk { to, request } => {
+                let msg = match self.executor.state().export_chunk(&request) {
+                    Ok(chunk) => Message::Chunk(chunk),
+                    Err(_) => Message::StateReply(Box::new(StateReply::NotHeld {
+                        target: request.version,
+                    })),
+                };
+                vec![ExecEvent::Send { to, msg }]
+            }
+            ExecCommand::ImportDelta {
+                epoch,
+                roots,
+                delta,
+            } => {
+                self.import = None;
+                let target = delta.to;
+                let result = self
+                    .executor
+                    .state_mut()
+                    .import_delta(&delta, roots.new_root);
+                vec![ExecEvent::StateApplied {
+                    epoch,
+                    target,
+                    roots,
+                    result,
+                }]
+            }
+            ExecCommand::StartImport {
+                epoch,
+                peer,
+                roots,
+                manifest,
+            } => {
+                let target = manifest.version;
+                match StateImport::new(self.executor.state(), manifest, roots.new_root) {
+                    Ok(import) => {
+                        self.import = Some(Import {
+                            epoch,
+                            peer,
+                            roots,
+                            import,
+                        });
+                        self.continue_import()
+                    }
+                    Err(err) => vec![ExecEvent::StateApplied {
+                        epoch,
+                        target,
+                        roots,
+                        result: Err(err),
+                    }],
+                }
+            }
+            ExecCommand::ImportChunk { epoch, peer, chunk } => {
+                let Some(current) = &mut self.import else {
+                    return Vec::new();
+                };
+                if current.epoch != epoch || current.peer != peer {
+                    return Vec::new();
+                }
+                match current.import.add_chunk(chunk) {
+                    Ok(()) => self.continue_import(),
+                    Err(err) => {
+                        let current = self.import.take().expect("checked above");
+                        vec![ExecEvent::StateApplied {
+                            epoch,
+                            target: current.import.version(),
+                            roots: current.roots,
+                            result: Err(err),
+                        }]
+                    }
+                }
+            }
+        }
+    }
+
+    fn execute(&mut self, epoch: u64, batch: Batch) -> ExecEvent {
+        let mode = if batch.sequential {
+            ExecMode::Sequential
+        } else {
+            ExecMode::Parallel
+        };
+        match self
+            .executor
+            .execute(batch.seq, &batch.requests, batch.nondet, mode)
+        {
+            Ok(outcome) => ExecEvent::Executed {
+                epoch,
+                seq: batch.seq,
+                roots: Roots {
+                    prev_root: outcome.previous_root,
+                    new_root: outcome.new_root,
+                },
+                token: outcome.token,
+                replies: outcome.replies,
+            },
+            Err(err) => ExecEvent::ExecuteFailed {
+                epoch,
+                seq: batch.seq,
+                error: err.to_string(),
+            },
+        }
+    }
+
+    fn serve_state(
+        &self,
+        to: ReplicaId,
+        target: BatchSeq,
+        base: BatchSeq,
+        roots: Roots,
+    ) -> ExecEvent {
+        let state = self.executor.state();
+        let reply = match state.export_delta(base, target, DELTA_BYTES_MAX) {
+            Ok(delta) => StateReply::Delta { roots, delta },
+            Err(_) => match state.manifest(target) {
+                Ok(manifest) => StateReply::Manifest { roots, manifest },
+                Err(_) => StateReply::NotHeld { target },
+            },
+        };
+        ExecEvent::Send {
+            to,
+            msg: Message::StateReply(Box::new(reply)),
+        }
+    }
+
+    /// Asks for the next chunk, or applies the finished transfer.
+    fn continue_import(&mut self) -> Vec<ExecEvent> {
+        let current = self.import.as_ref().expect("an import is in progress");
+        if let Some(request) = current.import.next_request(CHUNK_BYTES) {
+            return vec![ExecEvent::Send {
+                to: current.peer,
+                msg: Message::ChunkRequest(request),
+            }];
+        }
+        let Import {
+            epoch,
+            roots,
+            import,
+            ..
+        } = self.import.take().expect("checked above");
+        let target = import.version();
+        let result = import.apply(self.executor.state_mut());
+        vec![ExecEvent::StateApplied {
+            epoch,
+            target,
+            roots,
+            result,
+        }]
+    }
+}

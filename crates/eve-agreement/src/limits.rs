@@ -1,0 +1,22 @@
+//! The bounds of the protocol logic's queues and windows.
+
+use eve_types::limits::PIPELINE_DEPTH_MAX;
+
+/// Most requests a primary holds waiting for a batch; more are dropped (clients retransmit).
+pub const PENDING_REQUESTS_MAX: usize = 100_000;
+
+/// How far beyond its last committed batch a replica or verifier keeps per-batch state.
+/// Messages about batches further ahead are dropped (or, for agreed tokens, only the highest
+/// is remembered, to catch up by state transfer).
+pub const SEQ_WINDOW: u64 = 4 * PIPELINE_DEPTH_MAX as u64;
+
+/// Most forwarded requests a replica watches for the primary to order.
+pub const FORWARDED_MAX: usize = 10_000;
+
+/// Most distinct future views for which a verifier keeps view-change messages.
+pub const FUTURE_VIEWS_MAX: usize = 8;
+
+/// Most clients a replica remembers the last committed reply of, for resending it to a
+/// client that retransmits; past this the oldest entries go (the reply cache in the state
+/// still answers duplicates, through a batch).
+pub const REPLY_TABLE_MAX: usize = 1_000_000;

@@ -1,0 +1,215 @@
+//! Every message of the protocol.
+//!
+//! Messages are plain data; the transport adds who sent them (`from`), authenticated by the
+//! channel, so no message names its own sender.
+
+use bytes::Bytes;
+use eve_exec::Token;
+use eve_state::{Chunk, ChunkRequest, Delta, Manifest};
+use eve_types::{BatchSeq, Digest, NonDet, Reply, Request, View};
+use serde::{Deserialize, Serialize};
+
+/// A batch as the primary orders it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The view whose primary ordered it.
+    pub view: View,
+    /// Its position in the order.
+    pub seq: BatchSeq,
+    /// The requests, at most one per client.
+    pub requests: Vec<Request>,
+    /// The non-deterministic inputs, chosen once by the primary.
+    pub nondet: NonDet,
+    /// Execute one request at a time in batch order (the first batch of a view, and
+    /// primary-backup re-execution after a token mismatch).
+    pub sequential: bool,
+}
+
+/// The roots a token binds: `token = H(seq || prev_root || new_root)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roots {
+    /// The root before the batch.
+    pub prev_root: Digest,
+    /// The root after it.
+    pub new_root: Digest,
+}
+
+impl Roots {
+    /// The token of batch `seq` with these roots.
+    pub fn token(&self, seq: BatchSeq) -> Token {
+        Token::compute(seq, self.prev_root, self.new_root)
+    }
+}
+
+/// A peer's answer to a [`Message::StateRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateReply {
+    /// The objects that changed from the requester's base to the target version.
+    Delta {
+        /// The roots of the target version, to check against the agreed token.
+        roots: Roots,
+        /// The changes.
+        delta: Delta,
+    },
+    /// The target version's manifest, for a full transfer in chunks.
+    Manifest {
+        /// The roots of the target version.
+        roots: Roots,
+        /// Every bucket hash of the target version.
+        manifest: Manifest,
+    },
+    /// The peer does not hold the version asked for.
+    NotHeld {
+        /// The version asked for.
+        target: BatchSeq,
+    },
+}
+
+/// A protocol message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Client to replica, and replica to primary (forwarded).
+    Request(Request),
+    /// Replica to client: the result of a committed request.
+    Reply {
+        /// The replica's view, so the client learns the primary.
+        view: View,
+        /// The reply.
+        reply: Reply,
+    },
+    /// Primary to execution replicas.
+    ExecuteBatch(Batch),
+    /// Execution replica to verifiers (and backup to primary in primary-backup mode).
+    Verify {
+        /// The replica's view.
+        view: View,
+        /// The batch.
+        seq: BatchSeq,
+        /// The replica's token for it.
+        token: Token,
+    },
+    /// Execution replica to verifiers: requests reached the primary of `view` but were not
+    /// ordered in time.
+    Suspect {
+        /// The view whose primary is suspected.
+        view: View,
+    },
+    /// Verifier to verifiers: a token reached the token quorum (only when `r >= 1`).
+    Prepare {
+        /// The verifiers' view.
+        view: View,
+        /// The batch.
+        seq: BatchSeq,
+        /// The token.
+        token: Token,
+    },
+    /// Verifier to verifiers: ready to commit `token` for `seq`. In primary-backup mode,
+    /// primary to backup: the batch committed.
+    Commit {
+        /// The view.
+        view: View,
+        /// The batch.
+        seq: BatchSeq,
+        /// The token.
+        token: Token,
+    },
+    /// Verifier to execution replicas: `token` is agreed for `seq`. With `sequential`, the
+    /// verifiers moved to `view`, whose first batches follow `seq` and execute sequentially.
+    Verified {
+        /// The verifiers' view.
+        view: View,
+        /// The batch.
+        seq: BatchSeq,
+        /// The agreed token.
+        token: Token,
+        /// A new view starts after `seq`.
+        sequential: bool,
+    },
+    /// Verifier to verifiers: move to `new_view`.
+    ViewChange {
+        /// The view asked for.
+        new_view: View,
+        /// The sender's last committed batch and its token.
+        committed: (BatchSeq, Token),
+        /// Tokens the sender sent `Commit` for above `committed`, in order without gaps.
+        locked: Vec<(BatchSeq, Token)>,
+    },
+    /// The leader of `view` to verifiers: the view starts after `start`.
+    NewView {
+        /// The new view.
+        view: View,
+        /// The last batch kept.
+        start: BatchSeq,
+        /// Its token.
+        token: Token,
+    },
+    /// Execution replica to peer: send state to bring my `base` version to `target`.
+    StateRequest {
+        /// The version wanted.
+        target: BatchSeq,
+        /// The requester's last committed version.
+        base: BatchSeq,
+    },
+    /// Peer to execution replica.
+    StateReply(Box<StateReply>),
+    /// Execution replica to peer: objects of some buckets (full transfer).
+    ChunkRequest(ChunkRequest),
+    /// Peer to execution replica.
+    Chunk(Chunk),
+    /// Primary-backup: primary to backup when there is nothing else to send.
+    Heartbeat {
+        /// The primary's view.
+        view: View,
+    },
+}
+
+impl Message {
+    /// A short name, for counters and traces.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Request(_) => "request",
+            Message::Reply { .. } => "reply",
+            Message::ExecuteBatch(_) => "execute-batch",
+            Message::Verify { .. } => "verify",
+            Message::Suspect { .. } => "suspect",
+            Message::Prepare { .. } => "prepare",
+            Message::Commit { .. } => "commit",
+            Message::Verified { .. } => "verified",
+            Message::ViewChange { .. } => "view-change",
+            Message::NewView { .. } => "new-view",
+            Message::StateRequest { .. } => "state-request",
+            Message::StateReply(_) => "state-reply",
+            Message::ChunkRequest(_) => "chunk-request",
+            Message::Chunk(_) => "chunk",
+            Message::Heartbeat { .. } => "heartbeat",
+        }
+    }
+
+    /// The wire form (postcard).
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(postcard::to_allocvec(self).expect("encoding a message cannot fail"))
+    }
+
+    /// Decodes a message, refusing anything longer than
+    /// [`MESSAGE_SIZE_BYTES_MAX`](eve_types::limits::MESSAGE_SIZE_BYTES_MAX).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > eve_types::limits::MESSAGE_SIZE_BYTES_MAX {
+            return Err(DecodeError::TooLarge { bytes: bytes.len() });
+        }
+        postcard::from_bytes(bytes).map_err(|err| DecodeError::Malformed(err.to_string()))
+    }
+}
+
+/// Why bytes did not decode into a [`Message`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Longer than the message limit.
+    #[error("message of {bytes} bytes exceeds MESSAGE_SIZE_BYTES_MAX")]
+    TooLarge {
+        /// Its length.
+        bytes: usize,
+    },
+    /// Not a message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}

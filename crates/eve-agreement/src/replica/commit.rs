@@ -1,0 +1,192 @@
+//! Tokens and commits: send the token of each executed batch to the verifiers, gather the
+//! verifiers' `Verified` votes, commit in order when `r + 1` of them agree with this replica's
+//! token and release the replies; on a mismatch, repair by state transfer.
+
+use super::{Executed, Replica};
+use crate::exec_side::ExecCommand;
+use crate::limits::{REPLY_TABLE_MAX, SEQ_WINDOW};
+use crate::message::{Message, Roots};
+use crate::node::NodeId;
+use crate::time::Time;
+use eve_exec::Token;
+use eve_types::{BatchSeq, Reply, VerifierId, View};
+
+impl Replica {
+    pub(super) fn on_executed(
+        &mut self,
+        now: Time,
+        epoch: u64,
+        seq: BatchSeq,
+        roots: Roots,
+        token: Token,
+        replies: Vec<Reply>,
+    ) {
+        if epoch != self.epoch {
+            self.counters.drops.count("stale-execution-result");
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(&seq) else {
+            self.counters.drops.count("execution-result-without-batch");
+            return;
+        };
+        slot.result = Some(Executed { token, replies });
+        self.roots.insert(seq, roots);
+        self.counters.batches_executed += 1;
+        let view = self.view;
+        self.send_verifiers(Message::Verify { view, seq, token });
+        self.try_commit(now);
+    }
+
+    pub(super) fn on_execute_failed(&mut self, now: Time, epoch: u64, seq: BatchSeq) {
+        if epoch != self.epoch {
+            return;
+        }
+        // The execution side disagrees with our bookkeeping: start over from a peer's state.
+        self.counters.drops.count("execution-failed");
+        self.executing = seq.prev().unwrap_or(BatchSeq(0)).min(self.executing);
+        self.catch_up(now);
+    }
+
+    pub(super) fn on_verified(
+        &mut self,
+        now: Time,
+        from: VerifierId,
+        view: View,
+        seq: BatchSeq,
+        token: Token,
+        sequential: bool,
+    ) {
+        let quorum = self.sizes.client_reply_quorum;
+        if sequential {
+            if view <= self.view {
+                return;
+            }
+            let voters = self.new_view_votes.entry((view, seq, token)).or_default();
+            voters.insert(from);
+            if voters.len() >= quorum {
+                self.new_view_votes.retain(|&(v, _, _), _| v > view);
+                self.enter_view(now, view, seq, token);
+            }
+            return;
+        }
+        if seq <= self.committed {
+            return;
+        }
+        let agreed = if seq.0 <= self.committed.0 + SEQ_WINDOW {
+            let voters = self.votes.entry(seq).or_default().entry(token).or_default();
+            voters.insert(from);
+            voters.len() >= quorum
+        } else {
+            self.far_vote(from, seq, token) >= quorum
+        };
+        if !agreed {
+            return;
+        }
+        if view > self.view {
+            // The verifiers moved on without this replica hearing the new view: drop what was
+            // executed speculatively, then catch up.
+            self.adopt_view(now, view);
+        }
+        if seq.0 <= self.committed.0 + SEQ_WINDOW {
+            self.agreed.insert(seq, token);
+        }
+        self.arm_progress(now);
+        self.try_commit(now);
+    }
+
+    /// Records a vote for a batch beyond the window; only the highest such batch is kept.
+    fn far_vote(&mut self, from: VerifierId, seq: BatchSeq, token: Token) -> usize {
+        match &mut self.far_votes {
+            Some((far, _)) if *far > seq => return 0,
+            Some((far, votes)) if *far == seq => {
+                let voters = votes.entry(token).or_default();
+                voters.insert(from);
+                return voters.len();
+            }
+            _ => {}
+        }
+        let mut votes = std::collections::BTreeMap::new();
+        votes.insert(token, std::collections::BTreeSet::from([from]));
+        self.far_votes = Some((seq, votes));
+        1
+    }
+
+    /// The highest batch verifiers agreed on that this replica has not committed, if any.
+    pub(super) fn highest_agreed(&self) -> Option<(BatchSeq, Token)> {
+        let quorum = self.sizes.client_reply_quorum;
+        let far = self.far_votes.as_ref().and_then(|(seq, votes)| {
+            votes
+                .iter()
+                .find(|(_, voters)| voters.len() >= quorum)
+                .map(|(token, _)| (*seq, *token))
+        });
+        let near = self.agreed.iter().next_back().map(|(s, t)| (*s, *t));
+        [far, near]
+            .into_iter()
+            .flatten()
+            .filter(|(seq, _)| *seq > self.committed)
+            .max_by_key(|(seq, _)| *seq)
+    }
+
+    /// Commits every batch, in order, whose agreed token equals this replica's.
+    pub(super) fn try_commit(&mut self, now: Time) {
+        if self.transfer.is_some() {
+            return;
+        }
+        loop {
+            let seq = self.committed.next();
+            let Some(&token) = self.agreed.get(&seq) else {
+                break;
+            };
+            let Some(mine) = self.slots.get(&seq).and_then(|s| s.result.as_ref()) else {
+                break;
+            };
+            if mine.token != token {
+                self.counters.divergences += 1;
+                self.start_transfer(now, seq, token);
+                return;
+            }
+            self.commit_one(seq);
+        }
+        if self.highest_agreed().is_none() {
+            self.progress_deadline = None;
+        }
+        self.cut_batches(now, false);
+    }
+
+    fn commit_one(&mut self, seq: BatchSeq) {
+        let slot = self
+            .slots
+            .remove(&seq)
+            .expect("a batch commits only once it was executed");
+        let executed = slot.result.expect("checked by the caller");
+        self.committed = seq;
+        self.counters.batches_committed += 1;
+        self.agreed.remove(&seq);
+        self.votes.retain(|&s, _| s > seq);
+        for request in &slot.batch.requests {
+            self.in_flight.remove(&(request.client, request.request_no));
+        }
+        for reply in executed.replies {
+            self.release(reply);
+        }
+        self.progress_deadline = None;
+        if seq.0 % self.config.checkpoint_interval == 0 {
+            self.exec(ExecCommand::MarkStable { seq });
+            self.stable = seq;
+            self.roots.retain(|&s, _| s >= seq);
+        }
+    }
+
+    /// Sends a committed reply to its client and remembers it for retransmissions.
+    fn release(&mut self, reply: Reply) {
+        if self.last_reply.len() >= REPLY_TABLE_MAX && !self.last_reply.contains_key(&reply.client)
+        {
+            self.last_reply.pop_first();
+        }
+        self.last_reply.insert(reply.client, reply.clone());
+        self.counters.replies_sent += 1;
+        let view = self.view;
+        self.send(NodeId::Client(reply.client), Message::Reply { view, reply });
+    }
+}

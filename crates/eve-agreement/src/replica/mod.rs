@@ -1,0 +1,348 @@
+//! The execution replica: orders (as primary), executes, sends tokens, commits on the
+//! verifiers' word, repairs itself by state transfer, and follows view changes.
+//!
+//! Deterministic and free of I/O: messages, execution results and the time come in through
+//! `handle_*`, effects go out through [`Replica::poll_output`]. See `docs/PROTOCOL.md` for the
+//! rules; each submodule holds one part of them.
+
+mod commit;
+mod ordering;
+mod transfer;
+mod view;
+
+use crate::exec_side::{ExecCommand, ExecEvent};
+use crate::message::{Batch, Message, Roots};
+use crate::node::{Drops, NodeId, Output};
+use crate::time::Time;
+use eve_exec::Token;
+use eve_types::{
+    BatchSeq, ClientId, QuorumSizes, ReplicaId, Reply, Request, RequestNo, ValidConfig, VerifierId,
+    View,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What a replica knows about one batch above its last committed one.
+#[derive(Clone, Debug)]
+struct Slot {
+    batch: Batch,
+    /// The outcome of executing it in the current epoch.
+    result: Option<Executed>,
+}
+
+#[derive(Clone, Debug)]
+struct Executed {
+    token: Token,
+    replies: Vec<Reply>,
+}
+
+/// A state transfer in progress.
+#[derive(Clone, Debug)]
+struct Transfer {
+    target: BatchSeq,
+    token: Token,
+    /// Which peer is being asked (an index into the other replicas).
+    attempt: usize,
+    deadline: Time,
+}
+
+/// Counters of what a replica did, for reports and for checking that tests exercise the
+/// protocol.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaCounters {
+    /// Batches this replica ordered as primary.
+    pub batches_ordered: u64,
+    /// Batches executed (including re-executions).
+    pub batches_executed: u64,
+    /// Batches committed with this replica's own token.
+    pub batches_committed: u64,
+    /// Batches executed sequentially.
+    pub sequential_executions: u64,
+    /// Times this replica's token differed from the agreed one.
+    pub divergences: u64,
+    /// Rollbacks issued.
+    pub rollbacks: u64,
+    /// State transfers started.
+    pub state_transfers: u64,
+    /// State transfers completed.
+    pub state_transfers_completed: u64,
+    /// Transfers refused (bad data, or a peer that did not hold the state): another peer was
+    /// asked.
+    pub state_transfer_failures: u64,
+    /// View changes followed.
+    pub view_changes: u64,
+    /// Replies sent to clients.
+    pub replies_sent: u64,
+    /// Suspicions of the primary sent to verifiers.
+    pub suspicions: u64,
+    /// Messages dropped, by reason.
+    pub drops: Drops,
+}
+
+/// An execution replica's protocol logic.
+pub struct Replica {
+    id: ReplicaId,
+    config: ValidConfig,
+    sizes: QuorumSizes,
+    view: View,
+    /// Changes at every rollback; results of older epochs are stale.
+    epoch: u64,
+    committed: BatchSeq,
+    /// The highest batch handed to the execution side in this epoch.
+    executing: BatchSeq,
+    /// The last checkpoint.
+    stable: BatchSeq,
+    slots: BTreeMap<BatchSeq, Slot>,
+    /// Roots of the versions this replica holds above `stable` (and `stable` itself).
+    roots: BTreeMap<BatchSeq, Roots>,
+    /// Votes of verifiers: `seq -> token -> verifiers`, within the window.
+    votes: BTreeMap<BatchSeq, BTreeMap<Token, BTreeSet<VerifierId>>>,
+    /// The highest batch beyond the window that verifiers agreed on, with its votes.
+    far_votes: Option<(BatchSeq, BTreeMap<Token, BTreeSet<VerifierId>>)>,
+    /// Tokens with `r + 1` matching votes, above `committed`.
+    agreed: BTreeMap<BatchSeq, Token>,
+    /// Votes for new views: `(view, start, token) -> verifiers`.
+    new_view_votes: BTreeMap<(View, BatchSeq, Token), BTreeSet<VerifierId>>,
+    // --- ordering (primary) ---
+    pending: VecDeque<Request>,
+    /// Requests pending or in an uncommitted batch.
+    in_flight: BTreeSet<(ClientId, RequestNo)>,
+    next_seq: BatchSeq,
+    batch_deadline: Option<Time>,
+    sequential_next: bool,
+    // --- clients ---
+    last_reply: BTreeMap<ClientId, Reply>,
+    /// Forwarded requests and when the primary should have ordered them by.
+    forwarded: BTreeMap<(ClientId, RequestNo), Time>,
+    suspected: Option<View>,
+    // --- repair ---
+    transfer: Option<Transfer>,
+    /// When to catch up by state transfer if nothing commits.
+    progress_deadline: Option<Time>,
+    outputs: VecDeque<Output>,
+    counters: ReplicaCounters,
+}
+
+impl Replica {
+    /// A replica with empty state in view 0 (also how a replica restarts: it then catches up
+    /// by state transfer).
+    pub fn new(id: ReplicaId, config: ValidConfig) -> Self {
+        let sizes = config.sizes();
+        assert!(
+            (id.0 as usize) < sizes.n_exec,
+            "replica {id} is not in a cluster of {} execution replicas",
+            sizes.n_exec
+        );
+        Self {
+            id,
+            config,
+            sizes,
+            view: View(0),
+            epoch: 0,
+            committed: BatchSeq(0),
+            executing: BatchSeq(0),
+            stable: BatchSeq(0),
+            slots: BTreeMap::new(),
+            roots: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            far_votes: None,
+            agreed: BTreeMap::new(),
+            new_view_votes: BTreeMap::new(),
+            pending: VecDeque::new(),
+            in_flight: BTreeSet::new(),
+            next_seq: BatchSeq(1),
+            batch_deadline: None,
+            sequential_next: false,
+            last_reply: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
+            suspected: None,
+            transfer: None,
+            progress_deadline: None,
+            outputs: VecDeque::new(),
+            counters: ReplicaCounters::default(),
+        }
+    }
+
+    /// This replica.
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// The primary of the current view.
+    pub fn primary(&self) -> ReplicaId {
+        ReplicaId((self.view.0 % self.sizes.n_exec as u64) as u32)
+    }
+
+    /// Whether this replica is the primary.
+    pub fn is_primary(&self) -> bool {
+        self.primary() == self.id
+    }
+
+    /// The last committed batch.
+    pub fn committed(&self) -> BatchSeq {
+        self.committed
+    }
+
+    /// The last checkpoint.
+    pub fn stable(&self) -> BatchSeq {
+        self.stable
+    }
+
+    /// Whether a state transfer is in progress.
+    pub fn is_transferring(&self) -> bool {
+        self.transfer.is_some()
+    }
+
+    /// Requests waiting to be ordered (primary).
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What the replica has done so far.
+    pub fn counters(&self) -> &ReplicaCounters {
+        &self.counters
+    }
+
+    /// The next effect to carry out, in order.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest time at which [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn next_timeout(&self) -> Option<Time> {
+        [
+            self.batch_deadline,
+            self.transfer.as_ref().map(|t| t.deadline),
+            self.progress_deadline,
+            self.forwarded.values().min().copied(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Handles a message from `from`.
+    pub fn handle_message(&mut self, now: Time, from: NodeId, msg: Message) {
+        if !self.is_member(from) {
+            self.counters.drops.count("unknown-sender");
+            return;
+        }
+        match (from, msg) {
+            (NodeId::Client(_) | NodeId::Replica(_), Message::Request(request)) => {
+                self.on_request(now, from, request)
+            }
+            (NodeId::Replica(sender), Message::ExecuteBatch(batch)) => {
+                self.on_execute_batch(now, sender, batch)
+            }
+            (
+                NodeId::Verifier(verifier),
+                Message::Verified {
+                    view,
+                    seq,
+                    token,
+                    sequential,
+                },
+            ) => self.on_verified(now, verifier, view, seq, token, sequential),
+            (NodeId::Replica(peer), Message::StateRequest { target, base }) => {
+                self.on_state_request(peer, target, base)
+            }
+            (NodeId::Replica(peer), Message::StateReply(reply)) => {
+                self.on_state_reply(now, peer, *reply)
+            }
+            (NodeId::Replica(peer), Message::ChunkRequest(request)) => {
+                self.on_chunk_request(peer, request)
+            }
+            (NodeId::Replica(peer), Message::Chunk(chunk)) => self.on_chunk(peer, chunk),
+            _ => self.counters.drops.count("unexpected-message"),
+        }
+    }
+
+    /// Handles what the execution side reported.
+    pub fn handle_exec_event(&mut self, now: Time, event: ExecEvent) {
+        match event {
+            ExecEvent::Executed {
+                epoch,
+                seq,
+                roots,
+                token,
+                replies,
+            } => self.on_executed(now, epoch, seq, roots, token, replies),
+            ExecEvent::ExecuteFailed { epoch, seq, .. } => self.on_execute_failed(now, epoch, seq),
+            ExecEvent::StateApplied {
+                epoch,
+                target,
+                roots,
+                result,
+            } => self.on_state_applied(now, epoch, target, roots, result.is_ok()),
+            ExecEvent::Send { to, msg } => self.send(NodeId::Replica(to), msg),
+        }
+    }
+
+    /// Handles the passing of time: batch timer, transfer retries, catch-up, suspicion.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if self.batch_deadline.is_some_and(|d| d <= now) {
+            self.cut_batches(now, true);
+        }
+        if self.transfer.as_ref().is_some_and(|t| t.deadline <= now) {
+            self.counters.state_transfer_failures += 1;
+            self.ask_next_peer(now);
+        }
+        if self.progress_deadline.is_some_and(|d| d <= now) {
+            self.progress_deadline = None;
+            self.catch_up(now);
+        }
+        self.check_forwarded(now);
+    }
+
+    // ----- shared helpers -----
+
+    fn is_member(&self, from: NodeId) -> bool {
+        match from {
+            NodeId::Replica(id) => (id.0 as usize) < self.sizes.n_exec,
+            NodeId::Verifier(id) => (id.0 as usize) < self.sizes.n_ver,
+            NodeId::Client(_) => true,
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.outputs.push_back(Output::Send { to, msg });
+    }
+
+    fn exec(&mut self, command: ExecCommand) {
+        self.outputs.push_back(Output::Exec(command));
+    }
+
+    fn send_other_replicas(&mut self, msg: Message) {
+        for r in 0..self.sizes.n_exec as u32 {
+            if ReplicaId(r) != self.id {
+                self.send(NodeId::Replica(ReplicaId(r)), msg.clone());
+            }
+        }
+    }
+
+    fn send_verifiers(&mut self, msg: Message) {
+        for v in 0..self.sizes.n_ver as u32 {
+            self.send(NodeId::Verifier(VerifierId(v)), msg.clone());
+        }
+    }
+
+    /// Rolls back to `to`, dropping every execution result above it.
+    fn rollback_to(&mut self, to: BatchSeq) {
+        self.epoch += 1;
+        self.counters.rollbacks += 1;
+        self.exec(ExecCommand::Rollback { to });
+        self.executing = to;
+        for slot in self.slots.values_mut() {
+            slot.result = None;
+        }
+        self.roots.retain(|&seq, _| seq <= to);
+    }
+
+    fn verify_timeout_ms(&self) -> u64 {
+        self.config.verify_timeout_ms
+    }
+}

@@ -1,0 +1,215 @@
+//! Requests and batches: duplicate suppression, forwarding to the primary, cutting batches
+//! (primary), accepting batches and handing them to the execution side in order.
+
+use super::{Replica, Slot};
+use crate::exec_side::ExecCommand;
+use crate::limits::{FORWARDED_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
+use crate::message::{Batch, Message};
+use crate::node::NodeId;
+use crate::time::Time;
+use eve_types::{NonDet, ReplicaId, Request, splitmix64};
+use std::collections::BTreeSet;
+
+impl Replica {
+    pub(super) fn on_request(&mut self, now: Time, from: NodeId, request: Request) {
+        if request.check().is_err() {
+            self.counters.drops.count("invalid-request");
+            return;
+        }
+        if let NodeId::Client(client) = from
+            && client != request.client
+        {
+            self.counters.drops.count("request-for-another-client");
+            return;
+        }
+        let key = (request.client, request.request_no);
+        if let Some(reply) = self.last_reply.get(&request.client) {
+            if request.request_no == reply.request_no {
+                // Executed and committed before: answer from the reply table.
+                let msg = Message::Reply {
+                    view: self.view,
+                    reply: reply.clone(),
+                };
+                self.send(NodeId::Client(request.client), msg);
+                self.counters.replies_sent += 1;
+                return;
+            }
+            if request.request_no < reply.request_no {
+                self.counters.drops.count("stale-request");
+                return;
+            }
+        }
+        if self.in_flight.contains(&key) {
+            return;
+        }
+        if self.is_primary() {
+            if self.pending.len() >= PENDING_REQUESTS_MAX {
+                self.counters.drops.count("pending-full");
+                return;
+            }
+            self.in_flight.insert(key);
+            self.pending.push_back(request);
+            if self.batch_deadline.is_none() {
+                self.batch_deadline = Some(now.plus_ms(self.config.batch_timeout_ms));
+            }
+            self.cut_batches(now, false);
+        } else if matches!(from, NodeId::Client(_)) {
+            let primary = self.primary();
+            self.send(NodeId::Replica(primary), Message::Request(request));
+            if self.forwarded.len() < FORWARDED_MAX {
+                self.forwarded
+                    .insert(key, now.plus_ms(self.verify_timeout_ms()));
+            }
+        }
+    }
+
+    /// Cuts batches while there are requests and room in the pipeline: full batches always,
+    /// a partial one when the batch timer expired (`timer`).
+    pub(super) fn cut_batches(&mut self, now: Time, timer: bool) {
+        if !self.is_primary() {
+            self.batch_deadline = None;
+            return;
+        }
+        let batch_max = self.config.batch_requests_max;
+        let depth = self.config.pipeline_depth as u64;
+        let mut timer = timer;
+        while !self.pending.is_empty()
+            && (self.pending.len() >= batch_max || timer)
+            && self.next_seq.0 <= self.committed.0 + depth
+        {
+            let requests = self.take_batch(batch_max);
+            let seq = self.next_seq;
+            self.next_seq = seq.next();
+            let batch = Batch {
+                view: self.view,
+                seq,
+                requests,
+                nondet: NonDet {
+                    time_ms: now.as_ms(),
+                    seed: splitmix64(self.view.0 ^ splitmix64(seq.0)),
+                },
+                sequential: std::mem::take(&mut self.sequential_next),
+            };
+            self.counters.batches_ordered += 1;
+            self.send_other_replicas(Message::ExecuteBatch(batch.clone()));
+            self.accept_batch(batch);
+            timer = false;
+        }
+        self.batch_deadline = if self.pending.is_empty() {
+            None
+        } else if self.batch_deadline.is_none_or(|d| d <= now) {
+            Some(now.plus_ms(self.config.batch_timeout_ms))
+        } else {
+            self.batch_deadline
+        };
+    }
+
+    /// Takes up to `max` pending requests, at most one per client (so every reply of a batch
+    /// is covered by the reply cache, and so by the token); later requests of a client wait.
+    fn take_batch(&mut self, max: usize) -> Vec<Request> {
+        let mut clients = BTreeSet::new();
+        let mut batch = Vec::new();
+        let mut kept = std::collections::VecDeque::new();
+        while let Some(request) = self.pending.pop_front() {
+            if batch.len() < max && clients.insert(request.client) {
+                batch.push(request);
+            } else {
+                kept.push_back(request);
+            }
+            if batch.len() == max {
+                break;
+            }
+        }
+        kept.append(&mut self.pending);
+        self.pending = kept;
+        batch
+    }
+
+    pub(super) fn on_execute_batch(&mut self, now: Time, from: ReplicaId, batch: Batch) {
+        if batch.view != self.view {
+            self.counters.drops.count("batch-of-another-view");
+            return;
+        }
+        if from != self.primary() {
+            self.counters.drops.count("batch-not-from-primary");
+            return;
+        }
+        let valid = batch.requests.len() <= self.config.batch_requests_max
+            && batch.requests.iter().all(|r| r.check().is_ok());
+        if !valid {
+            self.counters.drops.count("invalid-batch");
+            return;
+        }
+        self.accept_batch(batch);
+        self.arm_progress(now);
+    }
+
+    /// Stores a batch of the current view and executes what is ready.
+    pub(super) fn accept_batch(&mut self, batch: Batch) {
+        let seq = batch.seq;
+        if seq <= self.committed {
+            self.counters.drops.count("batch-already-committed");
+            return;
+        }
+        if seq.0 > self.committed.0 + SEQ_WINDOW {
+            self.counters.drops.count("batch-beyond-window");
+            return;
+        }
+        if let Some(existing) = self.slots.get(&seq) {
+            if existing.batch != batch {
+                self.counters.drops.count("conflicting-batch");
+            }
+            return;
+        }
+        for request in &batch.requests {
+            let key = (request.client, request.request_no);
+            self.forwarded.remove(&key);
+            self.in_flight.insert(key);
+        }
+        self.slots.insert(
+            seq,
+            Slot {
+                batch,
+                result: None,
+            },
+        );
+        self.execute_ready();
+    }
+
+    /// Hands the execution side every stored batch that follows the last one handed over.
+    pub(super) fn execute_ready(&mut self) {
+        if self.transfer.is_some() {
+            return;
+        }
+        while let Some(slot) = self.slots.get(&self.executing.next()) {
+            let batch = slot.batch.clone();
+            self.executing = batch.seq;
+            if batch.sequential {
+                self.counters.sequential_executions += 1;
+            }
+            let epoch = self.epoch;
+            self.exec(ExecCommand::Execute { epoch, batch });
+        }
+    }
+
+    /// Suspects the primary if a forwarded request was not ordered in time.
+    pub(super) fn check_forwarded(&mut self, now: Time) {
+        let overdue = self.forwarded.values().any(|&deadline| deadline <= now);
+        if !overdue {
+            return;
+        }
+        self.forwarded.retain(|_, deadline| *deadline > now);
+        if self.suspected != Some(self.view) && !self.is_primary() {
+            self.suspected = Some(self.view);
+            self.counters.suspicions += 1;
+            self.send_verifiers(Message::Suspect { view: self.view });
+        }
+    }
+
+    /// Arms the catch-up timer if it is not armed.
+    pub(super) fn arm_progress(&mut self, now: Time) {
+        if self.progress_deadline.is_none() {
+            self.progress_deadline = Some(now.plus_ms(self.verify_timeout_ms()));
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! State transfer: a replica whose token differs from the agreed one, or that fell behind, or
+//! restarted empty, rolls back to its last committed version and fetches the agreed state from
+//! a peer. It accepts the peer's roots only if they hash to the agreed token, and the state
+//! only if it produces those roots; otherwise it asks the next peer. It releases no reply for
+//! a batch it did not execute with the agreed token.
+
+use super::{Replica, Transfer};
+use crate::exec_side::ExecCommand;
+use crate::message::{Message, StateReply};
+use crate::node::NodeId;
+use crate::time::Time;
+use eve_exec::Token;
+use eve_state::{Chunk, ChunkRequest};
+use eve_types::{BatchSeq, ReplicaId};
+
+impl Replica {
+    /// Starts fetching the state of `target`, whose agreed token is `token`.
+    pub(super) fn start_transfer(&mut self, now: Time, target: BatchSeq, token: Token) {
+        self.counters.state_transfers += 1;
+        let committed = self.committed;
+        self.rollback_to(committed);
+        self.transfer = Some(Transfer {
+            target,
+            token,
+            attempt: 0,
+            deadline: now,
+        });
+        self.request_state(now);
+    }
+
+    /// Catches up to the highest agreed batch, if there is one above the last committed.
+    pub(super) fn catch_up(&mut self, now: Time) {
+        if self.transfer.is_some() {
+            return;
+        }
+        match self.highest_agreed() {
+            Some((target, token)) => self.start_transfer(now, target, token),
+            None => self.arm_progress(now),
+        }
+    }
+
+    /// Asks the next peer, aiming at the highest agreed batch known by now.
+    pub(super) fn ask_next_peer(&mut self, now: Time) {
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        transfer.attempt += 1;
+        if let Some((target, token)) = self.highest_agreed()
+            && target > self.transfer.as_ref().expect("checked above").target
+        {
+            let transfer = self.transfer.as_mut().expect("checked above");
+            transfer.target = target;
+            transfer.token = token;
+        }
+        // A failed import left the state where it was; make sure of it before asking again.
+        let committed = self.committed;
+        self.rollback_to(committed);
+        self.request_state(now);
+    }
+
+    fn current_peer(&self) -> Option<ReplicaId> {
+        let transfer = self.transfer.as_ref()?;
+        let others = self.sizes.n_exec as u32 - 1;
+        let offset = 1 + (transfer.attempt as u32 % others);
+        Some(ReplicaId((self.id.0 + offset) % self.sizes.n_exec as u32))
+    }
+
+    fn request_state(&mut self, now: Time) {
+        let deadline = now.plus_ms(self.verify_timeout_ms());
+        let Some(peer) = self.current_peer() else {
+            return;
+        };
+        let transfer = self.transfer.as_mut().expect("a transfer is in progress");
+        transfer.deadline = deadline;
+        let msg = Message::StateRequest {
+            target: transfer.target,
+            base: self.committed,
+        };
+        self.send(NodeId::Replica(peer), msg);
+    }
+
+    pub(super) fn on_state_request(&mut self, peer: ReplicaId, target: BatchSeq, base: BatchSeq) {
+        let held = target <= self.executing && target >= self.stable;
+        match self.roots.get(&target) {
+            Some(&roots) if held && base <= target => self.exec(ExecCommand::ServeState {
+                to: peer,
+                target,
+                base,
+                roots,
+            }),
+            _ => {
+                let reply = Box::new(StateReply::NotHeld { target });
+                self.send(NodeId::Replica(peer), Message::StateReply(reply));
+            }
+        }
+    }
+
+    pub(super) fn on_chunk_request(&mut self, peer: ReplicaId, request: ChunkRequest) {
+        if request.version >= self.stable && self.roots.contains_key(&request.version) {
+            self.exec(ExecCommand::ServeChunk { to: peer, request });
+        } else {
+            let reply = Box::new(StateReply::NotHeld {
+                target: request.version,
+            });
+            self.send(NodeId::Replica(peer), Message::StateReply(reply));
+        }
+    }
+
+    pub(super) fn on_state_reply(&mut self, now: Time, peer: ReplicaId, reply: StateReply) {
+        if self.current_peer() != Some(peer) {
+            self.counters.drops.count("state-reply-from-unasked-peer");
+            return;
+        }
+        let transfer = self
+            .transfer
+            .as_ref()
+            .expect("a peer is asked only during a transfer");
+        let (target, token, epoch) = (transfer.target, transfer.token, self.epoch);
+        match reply {
+            StateReply::Delta { roots, delta }
+                if roots.token(target) == token
+                    && delta.to == target
+                    && delta.from == self.committed =>
+            {
+                self.exec(ExecCommand::ImportDelta {
+                    epoch,
+                    roots,
+                    delta,
+                });
+            }
+            StateReply::Manifest { roots, manifest }
+                if roots.token(target) == token && manifest.version == target =>
+            {
+                self.exec(ExecCommand::StartImport {
+                    epoch,
+                    peer,
+                    roots,
+                    manifest,
+                });
+            }
+            StateReply::NotHeld { .. } => {
+                self.counters.state_transfer_failures += 1;
+                self.ask_next_peer(now);
+            }
+            _ => {
+                // Roots that do not hash to the agreed token: a faulty or diverged peer.
+                self.counters.drops.count("state-reply-not-matching-token");
+                self.counters.state_transfer_failures += 1;
+                self.ask_next_peer(now);
+            }
+        }
+    }
+
+    pub(super) fn on_chunk(&mut self, peer: ReplicaId, chunk: Chunk) {
+        if self.current_peer() != Some(peer) {
+            self.counters.drops.count("chunk-from-unasked-peer");
+            return;
+        }
+        let epoch = self.epoch;
+        self.exec(ExecCommand::ImportChunk { epoch, peer, chunk });
+    }
+
+    pub(super) fn on_state_applied(
+        &mut self,
+        now: Time,
+        epoch: u64,
+        target: BatchSeq,
+        roots: crate::message::Roots,
+        ok: bool,
+    ) {
+        if epoch != self.epoch || self.transfer.as_ref().is_none_or(|t| t.target != target) {
+            self.counters.drops.count("stale-state-transfer");
+            return;
+        }
+        if !ok {
+            self.counters.state_transfer_failures += 1;
+            self.ask_next_peer(now);
+            return;
+        }
+        self.transfer = None;
+        self.counters.state_transfers_completed += 1;
+        self.committed = target;
+        self.executing = target;
+        self.roots.insert(target, roots);
+        // Batches up to the target are settled without this replica's replies.
+        let settled: Vec<BatchSeq> = self.slots.range(..=target).map(|(s, _)| *s).collect();
+        for seq in settled {
+            let slot = self.slots.remove(&seq).expect("listed above");
+            for request in &slot.batch.requests {
+                self.in_flight.remove(&(request.client, request.request_no));
+            }
+        }
+        self.agreed.retain(|&s, _| s > target);
+        self.votes.retain(|&s, _| s > target);
+        if self.far_votes.as_ref().is_some_and(|(s, _)| *s <= target) {
+            self.far_votes = None;
+        }
+        if self.next_seq <= target {
+            self.next_seq = target.next();
+        }
+        self.progress_deadline = None;
+        self.execute_ready();
+        self.try_commit(now);
+        if self.highest_agreed().is_some() {
+            self.arm_progress(now);
+        }
+    }
+}

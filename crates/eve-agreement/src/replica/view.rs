@@ -1,0 +1,104 @@
+//! View changes, as execution replicas see them: when `r + 1` verifiers announce a new view
+//! that starts after batch `start`, every replica rolls back to `start` (fetching it by state
+//! transfer if it does not hold it with the agreed token), discards its speculative batches,
+//! and the new primary re-issues their requests, the first batch executing sequentially.
+
+use super::Replica;
+use crate::message::Message;
+use crate::node::NodeId;
+use crate::time::Time;
+use eve_exec::Token;
+use eve_types::{BatchSeq, Request, View};
+
+impl Replica {
+    pub(super) fn enter_view(&mut self, now: Time, view: View, start: BatchSeq, token: Token) {
+        self.counters.view_changes += 1;
+        let reissue = self.leave_view(view);
+        if start <= self.committed {
+            if start < self.committed {
+                // Verifiers never start a view below a batch a replica committed on their
+                // word; a lower start means a faulty verifier quorum. Keep what is committed.
+                self.counters.drops.count("new-view-below-committed");
+            }
+            let committed = self.committed;
+            self.rollback_to(committed);
+        } else {
+            let holds_start = self
+                .slots
+                .get(&start)
+                .and_then(|slot| slot.result.as_ref())
+                .is_some_and(|result| result.token == token);
+            if holds_start {
+                // Executed up to `start` with the agreed token: keep it, without releasing the
+                // replies of batches whose tokens this replica never saw agreed.
+                self.rollback_to(start);
+                self.committed = start;
+                self.slots.retain(|&s, _| s > start);
+            } else {
+                self.agreed.insert(start, token);
+                self.start_transfer(now, start, token);
+            }
+        }
+        self.finish_view_change(now, start, reissue);
+    }
+
+    /// Moves to a view learned from ordinary `Verified` votes, without its start: drop all
+    /// speculative work and catch up by state transfer.
+    pub(super) fn adopt_view(&mut self, now: Time, view: View) {
+        self.counters.view_changes += 1;
+        let reissue = self.leave_view(view);
+        let committed = self.committed;
+        self.transfer = None;
+        self.rollback_to(committed);
+        self.finish_view_change(now, committed, reissue);
+    }
+
+    /// Switches to `view` and returns the requests of the discarded batches, in order.
+    fn leave_view(&mut self, view: View) -> Vec<Request> {
+        self.view = view;
+        self.suspected = None;
+        self.forwarded.clear();
+        let mut reissue: Vec<Request> = Vec::new();
+        for slot in self.slots.values() {
+            reissue.extend(slot.batch.requests.iter().cloned());
+        }
+        reissue.extend(self.pending.drain(..));
+        reissue
+    }
+
+    /// After the state is settled at `start`: clears the old view's batches and votes, and
+    /// hands the discarded requests to the new primary (or, as the new primary, re-issues
+    /// them, the first batch sequentially).
+    fn finish_view_change(&mut self, now: Time, start: BatchSeq, reissue: Vec<Request>) {
+        let base = start.max(self.committed);
+        self.slots.retain(|&s, _| s <= base);
+        self.agreed
+            .retain(|&s, _| s > base && self.transfer.as_ref().is_some_and(|t| t.target == s));
+        self.votes.clear();
+        self.far_votes = None;
+        self.in_flight.clear();
+        self.next_seq = base.next();
+        self.batch_deadline = None;
+        if self.is_primary() {
+            self.sequential_next = true;
+            for request in reissue {
+                let key = (request.client, request.request_no);
+                let done = self
+                    .last_reply
+                    .get(&request.client)
+                    .is_some_and(|reply| reply.request_no >= request.request_no);
+                if !done && self.in_flight.insert(key) {
+                    self.pending.push_back(request);
+                }
+            }
+            if !self.pending.is_empty() {
+                self.cut_batches(now, true);
+            }
+        } else {
+            let primary = self.primary();
+            for request in reissue {
+                self.send(NodeId::Replica(primary), Message::Request(request));
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Agreement on a batch's token: a token that reaches the token quorum (`max(u, r) + 1`
+//! matching tokens from execution replicas) is prepared and committed among verifiers with
+//! quorum `u + r + 1` (with `r = 0`, a single commit round: crash faults cannot equivocate), and
+//! committed batches are announced to execution replicas in order.
+
+use super::{VSlot, Verifier};
+use crate::limits::SEQ_WINDOW;
+use crate::message::Message;
+use crate::time::Time;
+use eve_exec::Token;
+use eve_types::{BatchSeq, ReplicaId, VerifierId, View};
+
+impl Verifier {
+    pub(super) fn on_verify(
+        &mut self,
+        now: Time,
+        from: ReplicaId,
+        view: View,
+        seq: BatchSeq,
+        token: Token,
+    ) {
+        if view != self.view || self.changing.is_some() {
+            self.counters.drops.count("verify-of-another-view");
+            return;
+        }
+        let Some(slot) = self.slot(seq) else {
+            return;
+        };
+        if slot.tokens.contains_key(&from) {
+            if slot.tokens[&from] != token {
+                self.counters.drops.count("replica-changed-its-token");
+            }
+            return;
+        }
+        slot.tokens.insert(from, token);
+        slot.first_seen.get_or_insert(now);
+        self.evaluate_tokens(now, seq);
+    }
+
+    /// The slot of `seq`, unless it is committed or beyond the window.
+    fn slot(&mut self, seq: BatchSeq) -> Option<&mut VSlot> {
+        if seq <= self.committed {
+            return None;
+        }
+        if seq.0 > self.committed.0 + SEQ_WINDOW {
+            self.counters.drops.count("beyond-window");
+            return None;
+        }
+        Some(self.slots.entry(seq).or_default())
+    }
+
+    fn evaluate_tokens(&mut self, now: Time, seq: BatchSeq) {
+        let (n_exec, token_quorum) = (self.sizes.n_exec, self.sizes.token_quorum);
+        let slot = self.slots.get(&seq).expect("evaluated slots exist");
+        if slot.sent_prepare.is_some() || slot.sent_commit.is_some() {
+            return;
+        }
+        let mut counts: std::collections::BTreeMap<Token, usize> = Default::default();
+        for token in slot.tokens.values() {
+            *counts.entry(*token).or_default() += 1;
+        }
+        let best = counts
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(t, n)| (*t, *n));
+        let missing = n_exec - slot.tokens.len();
+        match best {
+            Some((token, n)) if n >= token_quorum => {
+                let (view, two_rounds) = (self.view, self.config_r() > 0);
+                let slot = self.slots.get_mut(&seq).expect("exists");
+                if two_rounds {
+                    slot.sent_prepare = Some(token);
+                    self.send_verifiers(Message::Prepare { view, seq, token });
+                } else {
+                    slot.sent_commit = Some(token);
+                    self.send_verifiers(Message::Commit { view, seq, token });
+                }
+            }
+            Some((_, n)) if n + missing < token_quorum => {
+                // No token can reach the quorum: the replicas diverged beyond repair by state
+                // transfer. Re-execute sequentially in a new view.
+                self.counters.no_quorum += 1;
+                let next = self.view.next();
+                self.start_view_change(now, next);
+            }
+            _ => {}
+        }
+    }
+
+    fn config_r(&self) -> usize {
+        self.sizes.client_reply_quorum - 1
+    }
+
+    pub(super) fn on_prepare(&mut self, from: VerifierId, view: View, seq: BatchSeq, token: Token) {
+        if view != self.view || self.changing.is_some() {
+            self.counters.drops.count("prepare-of-another-view");
+            return;
+        }
+        let quorum = self.sizes.verifier_quorum;
+        let Some(slot) = self.slot(seq) else {
+            return;
+        };
+        let voters = slot.prepares.entry(token).or_default();
+        voters.insert(from);
+        if voters.len() >= quorum && slot.sent_commit.is_none() {
+            slot.sent_commit = Some(token);
+            self.send_verifiers(Message::Commit { view, seq, token });
+        }
+    }
+
+    pub(super) fn on_commit(&mut self, from: VerifierId, view: View, seq: BatchSeq, token: Token) {
+        if view != self.view || self.changing.is_some() {
+            self.counters.drops.count("commit-of-another-view");
+            return;
+        }
+        let quorum = self.sizes.verifier_quorum;
+        let Some(slot) = self.slot(seq) else {
+            return;
+        };
+        let voters = slot.commits.entry(token).or_default();
+        voters.insert(from);
+        if voters.len() >= quorum && slot.committed.is_none() {
+            slot.committed = Some(token);
+            self.announce_commits();
+        }
+    }
+
+    /// Announces committed batches to execution replicas, in order without gaps.
+    fn announce_commits(&mut self) {
+        while let Some(token) = self
+            .slots
+            .get(&self.committed.next())
+            .and_then(|slot| slot.committed)
+        {
+            let seq = self.committed.next();
+            self.slots.remove(&seq);
+            self.committed = seq;
+            self.committed_token = token;
+            self.counters.batches_committed += 1;
+            let view = self.view;
+            self.send_replicas(Message::Verified {
+                view,
+                seq,
+                token,
+                sequential: false,
+            });
+        }
+    }
+}

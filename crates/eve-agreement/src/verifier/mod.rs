@@ -1,0 +1,217 @@
+//! The verifier: gathers execution replicas' tokens, agrees with the other verifiers on the
+//! token of each batch, tells execution replicas, and changes view when no token can reach a
+//! quorum, when a batch does not commit in time, or when replicas suspect the primary.
+
+mod agreement;
+mod view_change;
+
+use crate::message::Message;
+use crate::node::{Drops, NodeId, Output};
+use crate::time::Time;
+use eve_exec::Token;
+use eve_types::{BatchSeq, QuorumSizes, ReplicaId, ValidConfig, VerifierId, View};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A verifier's record of one batch above its last committed one.
+#[derive(Clone, Debug, Default)]
+struct VSlot {
+    /// Each execution replica's first token for the batch in this view.
+    tokens: BTreeMap<ReplicaId, Token>,
+    prepares: BTreeMap<Token, BTreeSet<VerifierId>>,
+    commits: BTreeMap<Token, BTreeSet<VerifierId>>,
+    sent_prepare: Option<Token>,
+    /// The token this verifier sent `Commit` for: it is locked on it in this view.
+    sent_commit: Option<Token>,
+    committed: Option<Token>,
+    /// When the first token arrived.
+    first_seen: Option<Time>,
+}
+
+/// A view change in progress.
+#[derive(Clone, Debug)]
+struct Changing {
+    target: View,
+    deadline: Time,
+}
+
+/// A view-change message received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ViewChangeVote {
+    committed: (BatchSeq, Token),
+    locked: Vec<(BatchSeq, Token)>,
+}
+
+/// Counters of what a verifier did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifierCounters {
+    /// Batches committed.
+    pub batches_committed: u64,
+    /// Batches for which no token could reach the token quorum.
+    pub no_quorum: u64,
+    /// Batches that did not commit within the verification timeout.
+    pub timeouts: u64,
+    /// View changes this verifier started or joined.
+    pub view_changes_started: u64,
+    /// Views entered.
+    pub views_entered: u64,
+    /// Messages dropped, by reason.
+    pub drops: Drops,
+}
+
+/// A verifier's protocol logic.
+pub struct Verifier {
+    id: VerifierId,
+    config: ValidConfig,
+    sizes: QuorumSizes,
+    view: View,
+    committed: BatchSeq,
+    committed_token: Token,
+    slots: BTreeMap<BatchSeq, VSlot>,
+    changing: Option<Changing>,
+    /// View-change votes for views above the current one.
+    view_change_votes: BTreeMap<View, BTreeMap<VerifierId, ViewChangeVote>>,
+    /// The last `NewView` this verifier sent as leader, to resend to latecomers.
+    announced: Option<Message>,
+    suspects: BTreeMap<View, BTreeSet<ReplicaId>>,
+    outputs: VecDeque<Output>,
+    counters: VerifierCounters,
+}
+
+impl Verifier {
+    /// A verifier in view 0 with nothing committed.
+    pub fn new(id: VerifierId, config: ValidConfig) -> Self {
+        let sizes = config.sizes();
+        assert!(
+            (id.0 as usize) < sizes.n_ver,
+            "verifier {id} is not in a cluster of {} verifiers",
+            sizes.n_ver
+        );
+        Self {
+            id,
+            config,
+            sizes,
+            view: View(0),
+            committed: BatchSeq(0),
+            committed_token: Token(eve_types::Digest::ZERO),
+            slots: BTreeMap::new(),
+            changing: None,
+            view_change_votes: BTreeMap::new(),
+            announced: None,
+            suspects: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            counters: VerifierCounters::default(),
+        }
+    }
+
+    /// This verifier.
+    pub fn id(&self) -> VerifierId {
+        self.id
+    }
+
+    /// The current view.
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// The last committed batch.
+    pub fn committed(&self) -> BatchSeq {
+        self.committed
+    }
+
+    /// Whether a view change is in progress.
+    pub fn is_changing_view(&self) -> bool {
+        self.changing.is_some()
+    }
+
+    /// What the verifier has done so far.
+    pub fn counters(&self) -> &VerifierCounters {
+        &self.counters
+    }
+
+    /// The next effect to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest time at which [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn next_timeout(&self) -> Option<Time> {
+        let commit_deadline = self
+            .slots
+            .values()
+            .filter(|slot| slot.committed.is_none())
+            .filter_map(|slot| slot.first_seen)
+            .min()
+            .map(|t| t.plus_ms(self.config.verify_timeout_ms));
+        let change_deadline = self.changing.as_ref().map(|c| c.deadline);
+        [commit_deadline, change_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Handles a message from `from`.
+    pub fn handle_message(&mut self, now: Time, from: NodeId, msg: Message) {
+        match (from, msg) {
+            (NodeId::Replica(r), Message::Verify { view, seq, token })
+                if (r.0 as usize) < self.sizes.n_exec =>
+            {
+                self.on_verify(now, r, view, seq, token)
+            }
+            (NodeId::Replica(r), Message::Suspect { view })
+                if (r.0 as usize) < self.sizes.n_exec =>
+            {
+                self.on_suspect(now, r, view)
+            }
+            (NodeId::Verifier(v), msg) if (v.0 as usize) < self.sizes.n_ver => match msg {
+                Message::Prepare { view, seq, token } => self.on_prepare(v, view, seq, token),
+                Message::Commit { view, seq, token } => self.on_commit(v, view, seq, token),
+                Message::ViewChange {
+                    new_view,
+                    committed,
+                    locked,
+                } => self.on_view_change(now, v, new_view, ViewChangeVote { committed, locked }),
+                Message::NewView { view, start, token } => self.on_new_view(v, view, start, token),
+                _ => self.counters.drops.count("unexpected-message"),
+            },
+            _ => self.counters.drops.count("unknown-sender-or-message"),
+        }
+    }
+
+    /// Handles the passing of time: commit and view-change timeouts.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if let Some(changing) = &self.changing {
+            if changing.deadline <= now {
+                let next = changing.target.next();
+                self.start_view_change(now, next);
+            }
+            return;
+        }
+        let timeout = self.config.verify_timeout_ms;
+        let late = self.slots.values().any(|slot| {
+            slot.committed.is_none() && slot.first_seen.is_some_and(|t| t.plus_ms(timeout) <= now)
+        });
+        if late {
+            self.counters.timeouts += 1;
+            let next = self.view.next();
+            self.start_view_change(now, next);
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.outputs.push_back(Output::Send { to, msg });
+    }
+
+    /// Sends to every verifier, this one included (it handles its own copy like any other, so
+    /// the driver delivers it back).
+    fn send_verifiers(&mut self, msg: Message) {
+        for v in 0..self.sizes.n_ver as u32 {
+            self.send(NodeId::Verifier(VerifierId(v)), msg.clone());
+        }
+    }
+
+    fn send_replicas(&mut self, msg: Message) {
+        for r in 0..self.sizes.n_exec as u32 {
+            self.send(NodeId::Replica(ReplicaId(r)), msg.clone());
+        }
+    }
+}
