@@ -2,7 +2,8 @@
 //! `.cargo/config.toml`).
 //!
 //! A plain binary with few dependencies, in the cargo-xtask tradition: it owns the benchmark
-//! harness (`cargo xtask bench exec`, `cargo xtask bench token`) and nothing the replicated
+//! harness (`cargo xtask bench exec`, `cargo xtask bench token`), the simulation runner
+//! (`cargo xtask sim`) and nothing the replicated
 //! service needs. Benchmarks must run optimised, while the alias builds xtask in the dev
 //! profile, so a benchmark command started from a dev build re-runs itself in release (see
 //! [`release`]). The harness reports every speed as a ratio against a baseline measured in
@@ -10,6 +11,7 @@
 
 mod bench;
 mod release;
+mod sim;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +32,8 @@ enum Command {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+    /// Simulated clusters from seeds: `--seed S` replays one, `--seeds N` runs a set.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> Result<()> {
@@ -40,6 +44,12 @@ fn main() -> Result<()> {
                 return release::reinvoke();
             }
             bench::run(which)
+        }
+        Command::Sim(args) => {
+            if release::must_reinvoke() {
+                return release::reinvoke();
+            }
+            sim::run(&args)
         }
     }
 }

@@ -9,10 +9,11 @@
 //! results that a rollback made stale.
 
 use crate::message::{Batch, Message, Roots, StateReply};
+use crate::node::NodeId;
 use eve_exec::{Application, ExecMode, Executor, Token};
 use eve_state::{Chunk, ChunkRequest, Delta, Manifest, StateError, StateImport};
 use eve_types::limits::{MESSAGE_SIZE_BYTES_MAX, STATE_CHUNK_BYTES_MAX};
-use eve_types::{BatchSeq, ReplicaId, Reply};
+use eve_types::{BatchSeq, ClientId, ReplicaId, Reply, RequestNo, View};
 
 /// Largest delta a replica serves before it falls back to a chunked transfer, in bytes of
 /// keys and values (half a message, leaving room for framing).
@@ -68,6 +69,19 @@ pub enum ExecCommand {
         roots: Roots,
         /// The delta.
         delta: Delta,
+    },
+    /// Answer a client's retransmitted request from the reply cache of the committed state,
+    /// if the cache holds that very request (a replica that caught up by state transfer does
+    /// not have the reply in memory).
+    AnswerFromCache {
+        /// The request.
+        client: ClientId,
+        /// Its number.
+        request_no: RequestNo,
+        /// The replica's last committed version.
+        committed: BatchSeq,
+        /// The replica's view, for the reply.
+        view: View,
     },
     /// Start a full transfer of `manifest` from `peer`.
     StartImport {
@@ -128,10 +142,10 @@ pub enum ExecEvent {
         /// The outcome.
         result: Result<(), StateError>,
     },
-    /// A message to send (state served to a peer, or the next chunk request).
+    /// A message to send (state served to a peer, the next chunk request, a cached reply).
     Send {
-        /// The peer.
-        to: ReplicaId,
+        /// The receiver.
+        to: NodeId,
         /// The message.
         msg: Message,
     },
@@ -198,7 +212,33 @@ impl<A: Application> ReplicaExecutor<A> {
                         target: request.version,
                     })),
                 };
-                vec![ExecEvent::Send { to, msg }]
+                vec![ExecEvent::Send {
+                    to: NodeId::Replica(to),
+                    msg,
+                }]
+            }
+            ExecCommand::AnswerFromCache {
+                client,
+                request_no,
+                committed,
+                view,
+            } => {
+                let state = self.executor.state();
+                match eve_exec::reply_cache::lookup_at(state, client, committed) {
+                    Ok(Some(cached)) if cached.request_no == request_no => {
+                        let reply = Reply {
+                            client,
+                            request_no,
+                            seq: cached.seq,
+                            body: cached.body,
+                        };
+                        vec![ExecEvent::Send {
+                            to: NodeId::Client(client),
+                            msg: Message::Reply { view, reply },
+                        }]
+                    }
+                    _ => Vec::new(),
+                }
             }
             ExecCommand::ImportDelta {
                 epoch,
@@ -310,7 +350,7 @@ impl<A: Application> ReplicaExecutor<A> {
             },
         };
         ExecEvent::Send {
-            to,
+            to: NodeId::Replica(to),
             msg: Message::StateReply(Box::new(reply)),
         }
     }
@@ -320,7 +360,7 @@ impl<A: Application> ReplicaExecutor<A> {
         let current = self.import.as_ref().expect("an import is in progress");
         if let Some(request) = current.import.next_request(CHUNK_BYTES) {
             return vec![ExecEvent::Send {
-                to: current.peer,
+                to: NodeId::Replica(current.peer),
                 msg: Message::ChunkRequest(request),
             }];
         }

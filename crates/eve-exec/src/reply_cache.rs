@@ -41,6 +41,16 @@ pub fn lookup(state: &StateStore, client: ClientId) -> Option<CachedReply> {
     postcard::from_bytes(&bytes).ok()
 }
 
+/// The client's cached reply as of a held version `version` (a committed one, say), if any.
+pub fn lookup_at(
+    state: &StateStore,
+    client: ClientId,
+    version: BatchSeq,
+) -> Result<Option<CachedReply>, eve_state::StateError> {
+    let bytes = state.get_at(&reply_cache_key(client), version)?;
+    Ok(bytes.and_then(|bytes| postcard::from_bytes(&bytes).ok()))
+}
+
 /// Records the client's latest reply.
 pub(crate) fn record(state: &StateStore, client: ClientId, entry: &CachedReply) {
     let bytes = postcard::to_allocvec(entry).expect("encoding a reply cache entry cannot fail");

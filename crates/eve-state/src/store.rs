@@ -290,6 +290,16 @@ impl StateStore {
         MerkleTree::from_leaves(self.config.bucket_bits(), &leaves).root()
     }
 
+    /// The value `key` had in a held version (the stable one or a sealed one above it).
+    pub fn get_at(&self, key: &[u8], version: BatchSeq) -> Result<Option<Bytes>, StateError> {
+        self.check_held(version)?;
+        let bucket = self.buckets[self.bucket_of(key)].read();
+        Ok(bucket
+            .objects_at(version)
+            .remove(key)
+            .map(|object| object.value))
+    }
+
     /// Every live object now, in key order. Costs a copy of the whole state; for checks and
     /// tests.
     pub fn to_map(&self) -> BTreeMap<Bytes, Bytes> {

@@ -289,3 +289,22 @@ fn sealing_in_parallel_tasks_gives_the_serial_root() {
         assert_eq!(b, split.rebuild_root());
     }
 }
+
+#[test]
+fn get_at_reads_a_held_version() {
+    let mut store = small_store();
+    store.put(b"a", value(1)).unwrap();
+    store.seal().unwrap();
+    store.put(b"a", value(2)).unwrap();
+    store.put(b"b", value(3)).unwrap();
+    store.seal().unwrap();
+    store.delete(b"a").unwrap();
+    assert_eq!(store.get_at(b"a", BatchSeq(1)).unwrap(), Some(value(1)));
+    assert_eq!(store.get_at(b"b", BatchSeq(1)).unwrap(), None);
+    assert_eq!(store.get_at(b"a", BatchSeq(2)).unwrap(), Some(value(2)));
+    assert_eq!(store.get(b"a"), None, "the working version deleted it");
+    assert!(matches!(
+        store.get_at(b"a", BatchSeq(9)),
+        Err(StateError::UnknownVersion { .. })
+    ));
+}

@@ -34,7 +34,34 @@ impl Replica {
         self.counters.batches_executed += 1;
         let view = self.view;
         self.send_verifiers(Message::Verify { view, seq, token });
+        self.arm_progress(now);
         self.try_commit(now);
+    }
+
+    /// Nothing committed for a while. Catch up by state transfer if verifiers agreed on a
+    /// batch beyond this replica; otherwise send the tokens of executed batches again (a token
+    /// or the verifiers' answer may have been lost; verifiers that committed a batch answer a
+    /// repeated token with `Verified`).
+    pub(super) fn on_progress_timeout(&mut self, now: Time) {
+        if self.transfer.is_some() {
+            return;
+        }
+        if self.highest_agreed().is_some() {
+            self.catch_up(now);
+            return;
+        }
+        let view = self.view;
+        let executed: Vec<(BatchSeq, Token)> = self
+            .slots
+            .iter()
+            .filter_map(|(seq, slot)| slot.result.as_ref().map(|r| (*seq, r.token)))
+            .collect();
+        for &(seq, token) in &executed {
+            self.send_verifiers(Message::Verify { view, seq, token });
+        }
+        if !executed.is_empty() {
+            self.arm_progress(now);
+        }
     }
 
     pub(super) fn on_execute_failed(&mut self, now: Time, epoch: u64, seq: BatchSeq) {
@@ -82,13 +109,15 @@ impl Replica {
         if !agreed {
             return;
         }
+        if seq.0 <= self.committed.0 + SEQ_WINDOW {
+            self.agreed.insert(seq, token);
+        }
         if view > self.view {
             // The verifiers moved on without this replica hearing the new view: drop what was
             // executed speculatively, then catch up.
             self.adopt_view(now, view);
-        }
-        if seq.0 <= self.committed.0 + SEQ_WINDOW {
-            self.agreed.insert(seq, token);
+            self.catch_up(now);
+            return;
         }
         self.arm_progress(now);
         self.try_commit(now);
@@ -148,8 +177,10 @@ impl Replica {
             }
             self.commit_one(seq);
         }
-        if self.highest_agreed().is_none() {
-            self.progress_deadline = None;
+        self.progress_deadline = None;
+        let executed_uncommitted = self.slots.values().any(|slot| slot.result.is_some());
+        if self.highest_agreed().is_some() || executed_uncommitted {
+            self.arm_progress(now);
         }
         self.cut_batches(now, false);
     }

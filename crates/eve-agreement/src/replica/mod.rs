@@ -113,7 +113,6 @@ pub struct Replica {
     last_reply: BTreeMap<ClientId, Reply>,
     /// Forwarded requests and when the primary should have ordered them by.
     forwarded: BTreeMap<(ClientId, RequestNo), Time>,
-    suspected: Option<View>,
     // --- repair ---
     transfer: Option<Transfer>,
     /// When to catch up by state transfer if nothing commits.
@@ -154,7 +153,6 @@ impl Replica {
             sequential_next: false,
             last_reply: BTreeMap::new(),
             forwarded: BTreeMap::new(),
-            suspected: None,
             transfer: None,
             progress_deadline: None,
             outputs: VecDeque::new(),
@@ -200,6 +198,28 @@ impl Replica {
     /// Requests waiting to be ordered (primary).
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+
+    /// A one-line summary of the replica's state, for diagnosing a stuck run.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} view {} primary {} committed {} executing {} stable {} slots {:?} agreed {:?} pending {} in-flight {} next-seq {} transfer {:?}",
+            self.id,
+            self.view,
+            self.primary(),
+            self.committed,
+            self.executing,
+            self.stable,
+            self.slots
+                .iter()
+                .map(|(s, slot)| (s.0, slot.result.is_some()))
+                .collect::<Vec<_>>(),
+            self.agreed.keys().map(|s| s.0).collect::<Vec<_>>(),
+            self.pending.len(),
+            self.in_flight.len(),
+            self.next_seq,
+            self.transfer.as_ref().map(|t| (t.target, t.attempt)),
+        )
     }
 
     /// What the replica has done so far.
@@ -278,7 +298,7 @@ impl Replica {
                 roots,
                 result,
             } => self.on_state_applied(now, epoch, target, roots, result.is_ok()),
-            ExecEvent::Send { to, msg } => self.send(NodeId::Replica(to), msg),
+            ExecEvent::Send { to, msg } => self.send(to, msg),
         }
     }
 
@@ -288,12 +308,11 @@ impl Replica {
             self.cut_batches(now, true);
         }
         if self.transfer.as_ref().is_some_and(|t| t.deadline <= now) {
-            self.counters.state_transfer_failures += 1;
             self.ask_next_peer(now);
         }
         if self.progress_deadline.is_some_and(|d| d <= now) {
             self.progress_deadline = None;
-            self.catch_up(now);
+            self.on_progress_timeout(now);
         }
         self.check_forwarded(now);
     }

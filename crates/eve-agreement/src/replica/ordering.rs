@@ -54,6 +54,14 @@ impl Replica {
             }
             self.cut_batches(now, false);
         } else if matches!(from, NodeId::Client(_)) {
+            // Clients send to the primary first: a request reaching a backup is retransmitted.
+            // If it committed already, the committed state's reply cache has the answer.
+            self.exec(ExecCommand::AnswerFromCache {
+                client: request.client,
+                request_no: request.request_no,
+                committed: self.committed,
+                view: self.view,
+            });
             let primary = self.primary();
             self.send(NodeId::Replica(primary), Message::Request(request));
             if self.forwarded.len() < FORWARDED_MAX {
@@ -67,6 +75,13 @@ impl Replica {
     /// a partial one when the batch timer expired (`timer`).
     pub(super) fn cut_batches(&mut self, now: Time, timer: bool) {
         if !self.is_primary() {
+            self.batch_deadline = None;
+            return;
+        }
+        if self.transfer.is_some() {
+            // A primary that is catching up does not know where the order stands; its
+            // requests wait (and backups, seeing nothing ordered, suspect it). The batch timer
+            // restarts when the transfer ends.
             self.batch_deadline = None;
             return;
         }
@@ -199,8 +214,8 @@ impl Replica {
             return;
         }
         self.forwarded.retain(|_, deadline| *deadline > now);
-        if self.suspected != Some(self.view) && !self.is_primary() {
-            self.suspected = Some(self.view);
+        // Repeated at every overdue round, since a suspicion can be lost.
+        if !self.is_primary() {
             self.counters.suspicions += 1;
             self.send_verifiers(Message::Suspect { view: self.view });
         }

@@ -39,23 +39,32 @@ impl Replica {
         }
     }
 
-    /// Asks the next peer, aiming at the highest agreed batch known by now.
+    /// No answer in time: ask the next peer.
     pub(super) fn ask_next_peer(&mut self, now: Time) {
         let Some(transfer) = &mut self.transfer else {
             return;
         };
         transfer.attempt += 1;
-        if let Some((target, token)) = self.highest_agreed()
-            && target > self.transfer.as_ref().expect("checked above").target
-        {
-            let transfer = self.transfer.as_mut().expect("checked above");
-            transfer.target = target;
-            transfer.token = token;
-        }
-        // A failed import left the state where it was; make sure of it before asking again.
-        let committed = self.committed;
-        self.rollback_to(committed);
         self.request_state(now);
+    }
+
+    /// The peer could not help (it does not hold the version, or its data was wrong; a failed
+    /// import leaves the state as it was). Ask the next peer at once, but after a whole round
+    /// of peers failed, wait for the transfer timer: the agreed state may not be held by
+    /// anyone yet, and newer agreed batches may arrive meanwhile.
+    fn transfer_failed(&mut self, now: Time) {
+        self.counters.state_transfer_failures += 1;
+        let others = self.sizes.n_exec - 1;
+        let deadline = now.plus_ms(self.verify_timeout_ms());
+        let Some(transfer) = &mut self.transfer else {
+            return;
+        };
+        transfer.attempt += 1;
+        if transfer.attempt % others == 0 {
+            transfer.deadline = deadline;
+        } else {
+            self.request_state(now);
+        }
     }
 
     fn current_peer(&self) -> Option<ReplicaId> {
@@ -65,12 +74,20 @@ impl Replica {
         Some(ReplicaId((self.id.0 + offset) % self.sizes.n_exec as u32))
     }
 
+    /// Asks the current peer for the highest agreed batch known by now.
     fn request_state(&mut self, now: Time) {
         let deadline = now.plus_ms(self.verify_timeout_ms());
         let Some(peer) = self.current_peer() else {
             return;
         };
+        let newer = self.highest_agreed();
         let transfer = self.transfer.as_mut().expect("a transfer is in progress");
+        if let Some((target, token)) = newer
+            && target > transfer.target
+        {
+            transfer.target = target;
+            transfer.token = token;
+        }
         transfer.deadline = deadline;
         let msg = Message::StateRequest {
             target: transfer.target,
@@ -138,15 +155,11 @@ impl Replica {
                     manifest,
                 });
             }
-            StateReply::NotHeld { .. } => {
-                self.counters.state_transfer_failures += 1;
-                self.ask_next_peer(now);
-            }
+            StateReply::NotHeld { .. } => self.transfer_failed(now),
             _ => {
                 // Roots that do not hash to the agreed token: a faulty or diverged peer.
                 self.counters.drops.count("state-reply-not-matching-token");
-                self.counters.state_transfer_failures += 1;
-                self.ask_next_peer(now);
+                self.transfer_failed(now);
             }
         }
     }
@@ -173,8 +186,7 @@ impl Replica {
             return;
         }
         if !ok {
-            self.counters.state_transfer_failures += 1;
-            self.ask_next_peer(now);
+            self.transfer_failed(now);
             return;
         }
         self.transfer = None;

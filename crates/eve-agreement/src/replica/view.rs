@@ -56,7 +56,6 @@ impl Replica {
     /// Switches to `view` and returns the requests of the discarded batches, in order.
     fn leave_view(&mut self, view: View) -> Vec<Request> {
         self.view = view;
-        self.suspected = None;
         self.forwarded.clear();
         let mut reissue: Vec<Request> = Vec::new();
         for slot in self.slots.values() {

@@ -19,6 +19,19 @@ impl Verifier {
         seq: BatchSeq,
         token: Token,
     ) {
+        if seq <= self.committed {
+            // A replica that missed `Verified` repeats its token: repeat the answer.
+            if let Some(&agreed) = self.recent.get(&seq) {
+                let msg = Message::Verified {
+                    view: self.view,
+                    seq,
+                    token: agreed,
+                    sequential: false,
+                };
+                self.send(crate::node::NodeId::Replica(from), msg);
+            }
+            return;
+        }
         if view != self.view || self.changing.is_some() {
             self.counters.drops.count("verify-of-another-view");
             return;
@@ -87,6 +100,14 @@ impl Verifier {
         }
     }
 
+    /// Keeps the tokens of the latest `SEQ_WINDOW` committed batches.
+    pub(super) fn remember(&mut self, seq: BatchSeq, token: Token) {
+        self.recent.insert(seq, token);
+        while self.recent.len() > SEQ_WINDOW as usize {
+            self.recent.pop_first();
+        }
+    }
+
     fn config_r(&self) -> usize {
         self.sizes.client_reply_quorum - 1
     }
@@ -136,6 +157,7 @@ impl Verifier {
             self.slots.remove(&seq);
             self.committed = seq;
             self.committed_token = token;
+            self.remember(seq, token);
             self.counters.batches_committed += 1;
             let view = self.view;
             self.send_replicas(Message::Verified {

@@ -32,6 +32,10 @@ struct VSlot {
 struct Changing {
     target: View,
     deadline: Time,
+    /// Retransmissions of this verifier's `ViewChange` for `target`.
+    retransmits: u32,
+    /// The `ViewChange` this verifier sent, to retransmit.
+    message: Message,
 }
 
 /// A view-change message received.
@@ -67,11 +71,16 @@ pub struct Verifier {
     committed: BatchSeq,
     committed_token: Token,
     slots: BTreeMap<BatchSeq, VSlot>,
+    /// Tokens of the latest committed batches, to answer replicas that missed `Verified`.
+    recent: BTreeMap<BatchSeq, Token>,
     changing: Option<Changing>,
     /// View-change votes for views above the current one.
     view_change_votes: BTreeMap<View, BTreeMap<VerifierId, ViewChangeVote>>,
     /// The last `NewView` this verifier sent as leader, to resend to latecomers.
     announced: Option<Message>,
+    /// Views tried without entering one since the last view was entered: the view-change
+    /// timer doubles with each, so that verifiers that started apart come together.
+    failed_views: u32,
     suspects: BTreeMap<View, BTreeSet<ReplicaId>>,
     outputs: VecDeque<Output>,
     counters: VerifierCounters,
@@ -94,9 +103,11 @@ impl Verifier {
             committed: BatchSeq(0),
             committed_token: Token(eve_types::Digest::ZERO),
             slots: BTreeMap::new(),
+            recent: BTreeMap::new(),
             changing: None,
             view_change_votes: BTreeMap::new(),
             announced: None,
+            failed_views: 0,
             suspects: BTreeMap::new(),
             outputs: VecDeque::new(),
             counters: VerifierCounters::default(),
@@ -123,6 +134,26 @@ impl Verifier {
         self.changing.is_some()
     }
 
+    /// A one-line summary of the verifier's state, for diagnosing a stuck run.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} view {} committed {} changing {:?} slots {:?}",
+            self.id,
+            self.view,
+            self.committed,
+            self.changing.as_ref().map(|c| (c.target, c.retransmits)),
+            self.slots
+                .iter()
+                .map(|(s, slot)| (
+                    s.0,
+                    slot.tokens.len(),
+                    slot.sent_commit.is_some(),
+                    slot.committed.is_some()
+                ))
+                .collect::<Vec<_>>(),
+        )
+    }
+
     /// What the verifier has done so far.
     pub fn counters(&self) -> &VerifierCounters {
         &self.counters
@@ -135,18 +166,15 @@ impl Verifier {
 
     /// The earliest time at which [`handle_timeout`](Self::handle_timeout) has work.
     pub fn next_timeout(&self) -> Option<Time> {
-        let commit_deadline = self
-            .slots
+        if let Some(changing) = &self.changing {
+            return Some(changing.deadline);
+        }
+        self.slots
             .values()
             .filter(|slot| slot.committed.is_none())
             .filter_map(|slot| slot.first_seen)
             .min()
-            .map(|t| t.plus_ms(self.config.verify_timeout_ms));
-        let change_deadline = self.changing.as_ref().map(|c| c.deadline);
-        [commit_deadline, change_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+            .map(|t| t.plus_ms(self.config.verify_timeout_ms))
     }
 
     /// Handles a message from `from`.
@@ -179,11 +207,8 @@ impl Verifier {
 
     /// Handles the passing of time: commit and view-change timeouts.
     pub fn handle_timeout(&mut self, now: Time) {
-        if let Some(changing) = &self.changing {
-            if changing.deadline <= now {
-                let next = changing.target.next();
-                self.start_view_change(now, next);
-            }
+        if self.changing.is_some() {
+            self.view_change_timeout(now);
             return;
         }
         let timeout = self.config.verify_timeout_ms;

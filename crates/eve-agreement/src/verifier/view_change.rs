@@ -33,22 +33,58 @@ impl Verifier {
         if self.changing.as_ref().is_some_and(|c| c.target >= target) || target <= self.view {
             return;
         }
+        if self.changing.is_some() {
+            self.failed_views = self.failed_views.saturating_add(1);
+        }
         self.counters.view_changes_started += 1;
-        self.changing = Some(Changing {
-            target,
-            deadline: now.plus_ms(2 * self.config.verify_timeout_ms),
-        });
         let mut locked = Vec::new();
         let mut seq = self.committed.next();
         while let Some(token) = self.slots.get(&seq).and_then(|s| s.sent_commit) {
             locked.push((seq, token));
             seq = seq.next();
         }
-        self.send_verifiers(Message::ViewChange {
+        let message = Message::ViewChange {
             new_view: target,
             committed: (self.committed, self.committed_token),
             locked,
+        };
+        self.changing = Some(Changing {
+            target,
+            deadline: now.plus_ms(self.view_change_timeout_ms()),
+            retransmits: 0,
+            message: message.clone(),
         });
+        // Votes for views below the target are of no use any more.
+        self.view_change_votes.retain(|&v, _| v >= target);
+        self.send_verifiers(message);
+    }
+
+    /// The view-change timer: `2 * verify_timeout_ms`, doubled for every view tried in vain
+    /// (up to 64 times).
+    fn view_change_timeout_ms(&self) -> u64 {
+        (2 * self.config.verify_timeout_ms) << self.failed_views.min(6)
+    }
+
+    /// The view change did not complete in time. If a verifier quorum asked for the target
+    /// view and this verifier already repeated its request, the target's leader failed: ask
+    /// for the next view. Otherwise repeat the request (messages get lost).
+    pub(super) fn view_change_timeout(&mut self, now: Time) {
+        let changing = self.changing.as_ref().expect("called while changing view");
+        if changing.deadline > now {
+            return;
+        }
+        let target = changing.target;
+        let votes = self.view_change_votes.get(&target).map_or(0, |v| v.len());
+        if votes >= self.sizes.verifier_quorum && changing.retransmits >= 1 {
+            self.start_view_change(now, target.next());
+            return;
+        }
+        let deadline = now.plus_ms(self.view_change_timeout_ms());
+        let changing = self.changing.as_mut().expect("checked above");
+        changing.retransmits += 1;
+        changing.deadline = deadline;
+        let message = changing.message.clone();
+        self.send_verifiers(message);
     }
 
     pub(super) fn on_view_change(
@@ -70,18 +106,46 @@ impl Verifier {
         if !self.view_change_votes.contains_key(&new_view)
             && self.view_change_votes.len() >= FUTURE_VIEWS_MAX
         {
-            self.counters.drops.count("too-many-future-views");
-            return;
+            // Keep the highest views: drop the lowest to make room, or this vote if it is lower.
+            let lowest = *self
+                .view_change_votes
+                .keys()
+                .next()
+                .expect("full, so not empty");
+            if new_view < lowest {
+                self.counters.drops.count("view-change-below-kept-views");
+                return;
+            }
+            self.view_change_votes.remove(&lowest);
         }
         let votes = self.view_change_votes.entry(new_view).or_default();
         votes.insert(from, vote);
         let count = votes.len();
-        // Join a view change that r + 1 verifiers asked for: one of them is correct.
-        if count > self.sizes.client_reply_quorum - 1 {
-            self.start_view_change(now, new_view);
-        }
+        self.join_view_change(now);
         if count >= self.sizes.verifier_quorum && self.leader(new_view) == self.id {
             self.announce_new_view(new_view);
+        }
+    }
+
+    /// Joins a view change that `r + 1` verifiers asked for (so at least one correct one did):
+    /// the smallest of the views they asked for, if it is above this verifier's own target.
+    fn join_view_change(&mut self, now: Time) {
+        let mut highest: std::collections::BTreeMap<VerifierId, View> = Default::default();
+        for (&view, votes) in &self.view_change_votes {
+            for &voter in votes.keys() {
+                highest.insert(voter, view);
+            }
+        }
+        let needed = self.sizes.client_reply_quorum;
+        if highest.len() < needed {
+            return;
+        }
+        let mut views: Vec<View> = highest.into_values().collect();
+        views.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = views[needed - 1];
+        let own = self.changing.as_ref().map_or(self.view, |c| c.target);
+        if candidate > own {
+            self.start_view_change(now, candidate);
         }
     }
 
@@ -140,9 +204,12 @@ impl Verifier {
         }
         self.view = view;
         self.changing = None;
+        self.failed_views = 0;
         if start >= self.committed {
             self.committed = start;
             self.committed_token = token;
+            self.recent.retain(|&s, _| s < start);
+            self.remember(start, token);
         } else {
             self.counters.drops.count("new-view-below-committed");
         }

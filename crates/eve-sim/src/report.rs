@@ -1,0 +1,128 @@
+//! What one simulated run exercised, and whether it found a violation.
+
+use crate::scenario::Scenario;
+use eve_agreement::{ReplicaCounters, VerifierCounters};
+
+/// The result of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// The seed that replays it.
+    pub seed: u64,
+    /// What the run was.
+    pub description: String,
+    /// Invariants broken, in the order found; empty for a passing run.
+    pub violations: Vec<String>,
+    /// The highest batch committed by any replica.
+    pub batches_committed: u64,
+    /// Client requests completed.
+    pub requests_completed: u64,
+    /// Key-value calls checked for linearizability.
+    pub linearizable_calls: u64,
+    /// Tokens that differed from the agreed one.
+    pub divergences: u64,
+    /// State transfers completed.
+    pub state_transfers: u64,
+    /// State transfers refused (tampered or missing data) and retried with another peer.
+    pub state_transfer_failures: u64,
+    /// Rollbacks.
+    pub rollbacks: u64,
+    /// Batches executed sequentially.
+    pub sequential_executions: u64,
+    /// View changes entered by execution replicas.
+    pub view_changes: u64,
+    /// Batches for which no token could reach the quorum.
+    pub no_quorum: u64,
+    /// Replicas and verifiers crashed.
+    pub crashes: u64,
+    /// Replicas restarted with empty state.
+    pub restarts: u64,
+    /// Partitions started.
+    pub partitions: u64,
+    /// Messages dropped by the protocol logic (malformed, stale, unexpected).
+    pub messages_dropped: u64,
+    /// Messages dropped by the protocol logic, by reason.
+    pub drops_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// Messages delivered.
+    pub messages_delivered: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time at the end, in milliseconds.
+    pub sim_time_ms: u64,
+    /// Each node's state at the end of a failed run, to diagnose it.
+    pub final_state: Vec<String>,
+    /// Every event processed, one line each, when the run kept a log.
+    pub log: Vec<String>,
+    /// A hash of every event processed, in order: the same seed gives the same hash.
+    pub trace_hash: [u8; 32],
+}
+
+impl RunReport {
+    /// An empty report for a scenario.
+    pub fn new(scenario: &Scenario) -> Self {
+        Self {
+            seed: scenario.seed,
+            description: scenario.describe(),
+            ..Self::default()
+        }
+    }
+
+    /// Records a violation.
+    pub fn violation(&mut self, what: String) {
+        if self.violations.len() < 20 {
+            self.violations.push(what);
+        }
+    }
+
+    /// Whether the run broke no invariant.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Adds an execution replica's counters.
+    pub fn add_replica(&mut self, c: &ReplicaCounters) {
+        self.divergences += c.divergences;
+        self.state_transfers += c.state_transfers_completed;
+        self.state_transfer_failures += c.state_transfer_failures;
+        self.rollbacks += c.rollbacks;
+        self.sequential_executions += c.sequential_executions;
+        self.view_changes += c.view_changes;
+        self.add_drops(&c.drops);
+    }
+
+    /// Adds a primary-backup replica's counters (a promotion counts as a view change).
+    pub fn add_pb(&mut self, c: &eve_agreement::PbCounters) {
+        self.divergences += c.divergences;
+        self.state_transfers += c.state_transfers_completed;
+        self.state_transfer_failures += c.state_transfer_failures;
+        self.rollbacks += c.rollbacks;
+        self.sequential_executions += c.sequential_executions;
+        self.view_changes += c.promotions + c.views_adopted;
+        self.add_drops(&c.drops);
+    }
+
+    /// Adds a verifier's counters.
+    pub fn add_verifier(&mut self, c: &VerifierCounters) {
+        self.no_quorum += c.no_quorum;
+        self.add_drops(&c.drops);
+    }
+
+    fn add_drops(&mut self, drops: &eve_agreement::Drops) {
+        self.messages_dropped += drops.total();
+        for (reason, n) in drops.iter() {
+            *self.drops_by_reason.entry(reason).or_default() += n;
+        }
+    }
+
+    /// The trace hash in hex (first 16 characters).
+    pub fn trace_hex(&self) -> String {
+        self.trace_hash[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        format!("cargo xtask sim --seed {}", self.seed)
+    }
+}
