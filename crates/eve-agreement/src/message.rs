@@ -129,9 +129,11 @@ pub enum Message {
     ViewChange {
         /// The view asked for.
         new_view: View,
+        /// The sender's current view, in which it made the locks below.
+        view: View,
         /// The sender's last committed batch and its token.
         committed: (BatchSeq, Token),
-        /// Tokens the sender sent `Commit` for above `committed`, in order without gaps.
+        /// Tokens the sender sent `Commit` for above `committed`, in this view.
         locked: Vec<(BatchSeq, Token)>,
     },
     /// The leader of `view` to verifiers: the view starts after `start`.

@@ -113,8 +113,9 @@ impl Replica {
             self.agreed.insert(seq, token);
         }
         if view > self.view {
-            // The verifiers moved on without this replica hearing the new view: drop what was
-            // executed speculatively, then catch up.
+            // The verifiers moved on without this replica hearing the new view: commit what
+            // the agreed tokens allow, drop what was executed speculatively, then catch up.
+            self.commit_ready(now);
             self.adopt_view(now, view);
             self.catch_up(now);
             return;
@@ -157,10 +158,27 @@ impl Replica {
             .max_by_key(|(seq, _)| *seq)
     }
 
-    /// Commits every batch, in order, whose agreed token equals this replica's.
+    /// Commits what it can, then re-arms the catch-up timer and lets the primary order more.
     pub(super) fn try_commit(&mut self, now: Time) {
         if self.transfer.is_some() {
             return;
+        }
+        if !self.commit_ready(now) {
+            return;
+        }
+        self.progress_deadline = None;
+        let executed_uncommitted = self.slots.values().any(|slot| slot.result.is_some());
+        if self.highest_agreed().is_some() || executed_uncommitted {
+            self.arm_progress(now);
+        }
+        self.cut_batches(now, false);
+    }
+
+    /// Commits every batch, in order, whose agreed token equals this replica's. Returns
+    /// `false` if it found a mismatch and started a state transfer.
+    pub(super) fn commit_ready(&mut self, now: Time) -> bool {
+        if self.transfer.is_some() {
+            return false;
         }
         loop {
             let seq = self.committed.next();
@@ -173,16 +191,11 @@ impl Replica {
             if mine.token != token {
                 self.counters.divergences += 1;
                 self.start_transfer(now, seq, token);
-                return;
+                return false;
             }
             self.commit_one(seq);
         }
-        self.progress_deadline = None;
-        let executed_uncommitted = self.slots.values().any(|slot| slot.result.is_some());
-        if self.highest_agreed().is_some() || executed_uncommitted {
-            self.arm_progress(now);
-        }
-        self.cut_batches(now, false);
+        true
     }
 
     fn commit_one(&mut self, seq: BatchSeq) {

@@ -355,7 +355,7 @@ impl Replica {
         self.counters.rollbacks += 1;
         self.exec(ExecCommand::Rollback { to });
         self.executing = to;
-        for slot in self.slots.values_mut() {
+        for (_, slot) in self.slots.range_mut(to.next()..) {
             slot.result = None;
         }
         self.roots.retain(|&seq, _| seq <= to);

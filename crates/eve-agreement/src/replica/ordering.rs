@@ -7,7 +7,7 @@ use crate::limits::{FORWARDED_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
 use crate::time::Time;
-use eve_types::{NonDet, ReplicaId, Request, splitmix64};
+use eve_types::{BatchSeq, NonDet, ReplicaId, Request, splitmix64};
 use std::collections::BTreeSet;
 
 impl Replica {
@@ -171,10 +171,16 @@ impl Replica {
             return;
         }
         if let Some(existing) = self.slots.get(&seq) {
-            if existing.batch != batch {
-                self.counters.drops.count("conflicting-batch");
+            if existing.batch == batch {
+                return;
             }
-            return;
+            if existing.batch.view >= batch.view {
+                self.counters.drops.count("conflicting-batch");
+                return;
+            }
+            // The primary of a newer view ordered this position differently: what the old
+            // primary ordered from here on is undone.
+            self.discard_from(seq);
         }
         for request in &batch.requests {
             let key = (request.client, request.request_no);
@@ -189,6 +195,21 @@ impl Replica {
             },
         );
         self.execute_ready();
+    }
+
+    /// Drops the batches at `seq` and after, rolling back what was executed of them.
+    fn discard_from(&mut self, seq: BatchSeq) {
+        for (_, slot) in self.slots.split_off(&seq) {
+            for request in &slot.batch.requests {
+                self.in_flight.remove(&(request.client, request.request_no));
+            }
+        }
+        if self.executing >= seq {
+            let to = seq
+                .prev()
+                .expect("only batches after the committed one are discarded");
+            self.rollback_to(to);
+        }
     }
 
     /// Hands the execution side every stored batch that follows the last one handed over.

@@ -13,6 +13,11 @@ use eve_types::{BatchSeq, Request, View};
 impl Replica {
     pub(super) fn enter_view(&mut self, now: Time, view: View, start: BatchSeq, token: Token) {
         self.counters.view_changes += 1;
+        // Commit first what the agreed tokens allow: executed batches up to `start` are kept.
+        if start > self.committed {
+            self.agreed.insert(start, token);
+        }
+        self.commit_ready(now);
         let reissue = self.leave_view(view);
         if start <= self.committed {
             if start < self.committed {
@@ -42,15 +47,24 @@ impl Replica {
         self.finish_view_change(now, start, reissue);
     }
 
-    /// Moves to a view learned from ordinary `Verified` votes, without its start: drop all
-    /// speculative work and catch up by state transfer.
+    /// Moves to a view learned from ordinary `Verified` votes, without its start. What was
+    /// executed stays (the new view may well start after it); batches of the new primary
+    /// replace those of the old one as they arrive, and the catch-up timer fetches what the
+    /// verifiers agreed on.
     pub(super) fn adopt_view(&mut self, now: Time, view: View) {
         self.counters.view_changes += 1;
-        let reissue = self.leave_view(view);
-        let committed = self.committed;
-        self.transfer = None;
-        self.rollback_to(committed);
-        self.finish_view_change(now, committed, reissue);
+        self.view = view;
+        self.forwarded.clear();
+        self.batch_deadline = None;
+        if !self.is_primary() {
+            let primary = self.primary();
+            for request in std::mem::take(&mut self.pending) {
+                self.in_flight.remove(&(request.client, request.request_no));
+                self.send(NodeId::Replica(primary), Message::Request(request));
+            }
+        }
+        self.next_seq = self.next_seq.max(self.executing.next());
+        self.arm_progress(now);
     }
 
     /// Switches to `view` and returns the requests of the discarded batches, in order.

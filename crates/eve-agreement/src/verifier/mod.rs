@@ -41,6 +41,7 @@ struct Changing {
 /// A view-change message received.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ViewChangeVote {
+    view: View,
     committed: (BatchSeq, Token),
     locked: Vec<(BatchSeq, Token)>,
 }
@@ -195,9 +196,19 @@ impl Verifier {
                 Message::Commit { view, seq, token } => self.on_commit(v, view, seq, token),
                 Message::ViewChange {
                     new_view,
+                    view,
                     committed,
                     locked,
-                } => self.on_view_change(now, v, new_view, ViewChangeVote { committed, locked }),
+                } => self.on_view_change(
+                    now,
+                    v,
+                    new_view,
+                    ViewChangeVote {
+                        view,
+                        committed,
+                        locked,
+                    },
+                ),
                 Message::NewView { view, start, token } => self.on_new_view(v, view, start, token),
                 _ => self.counters.drops.count("unexpected-message"),
             },

@@ -1,9 +1,10 @@
 //! Changing view. A verifier that gives up on the current view sends `ViewChange` with its
 //! last committed batch and the tokens it is locked on (sent `Commit` for) above it. The
 //! leader of the new view (`view mod n_ver`) waits for a verifier quorum of them and announces
-//! `NewView`: the view starts after the highest batch that any of them committed or locked
-//! (a batch committed anywhere was locked by a commit quorum, which every view-change quorum
-//! meets). Verifiers then tell execution replicas, which roll back to that batch and re-execute
+//! `NewView`: the view starts after the highest batch that any of them committed or locked in
+//! the latest view any of them reached (a batch committed anywhere was locked by a commit
+//! quorum, which every view-change quorum meets; locks of older views were folded into the
+//! start of a later view, so they are superseded). Verifiers then tell execution replicas, which roll back to that batch and re-execute
 //! what follows, sequentially first.
 
 use super::{Changing, Verifier, ViewChangeVote};
@@ -37,14 +38,14 @@ impl Verifier {
             self.failed_views = self.failed_views.saturating_add(1);
         }
         self.counters.view_changes_started += 1;
-        let mut locked = Vec::new();
-        let mut seq = self.committed.next();
-        while let Some(token) = self.slots.get(&seq).and_then(|s| s.sent_commit) {
-            locked.push((seq, token));
-            seq = seq.next();
-        }
+        let locked: Vec<(BatchSeq, Token)> = self
+            .slots
+            .iter()
+            .filter_map(|(seq, slot)| slot.sent_commit.map(|token| (*seq, token)))
+            .collect();
         let message = Message::ViewChange {
             new_view: target,
+            view: self.view,
             committed: (self.committed, self.committed_token),
             locked,
         };
@@ -167,22 +168,20 @@ impl Verifier {
             .map(|v| v.committed)
             .max_by_key(|(seq, _)| *seq)
             .expect("a quorum is not empty");
-        loop {
-            let next = start.next();
-            // Every token locked for `next` by a voter; with crash faults there is at most one.
-            let locked: std::collections::BTreeSet<Token> = votes
-                .values()
-                .flat_map(|v| v.locked.iter())
-                .filter(|(seq, _)| *seq == next)
-                .map(|(_, t)| *t)
-                .collect();
-            match locked.first() {
-                Some(&t) => {
-                    start = next;
-                    token = t;
-                }
-                None => break,
-            }
+        // Locks count only if made in the latest view any voter reached: entering a view folds
+        // every possibly committed batch into its start, so older locks are superseded. The
+        // highest lock wins: a token quorum executed every batch up to it, in order.
+        let latest = votes.values().map(|v| v.view).max().expect("not empty");
+        let highest_lock = votes
+            .values()
+            .filter(|v| v.view == latest)
+            .flat_map(|v| v.locked.iter().copied())
+            .max();
+        if let Some((seq, locked)) = highest_lock
+            && seq > start
+        {
+            start = seq;
+            token = locked;
         }
         let msg = Message::NewView { view, start, token };
         self.announced = Some(msg.clone());
