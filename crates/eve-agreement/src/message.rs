@@ -94,6 +94,9 @@ pub enum Message {
         /// The view whose primary is suspected.
         view: View,
     },
+    /// Execution replica to verifiers: tell me the last committed batch and the current view
+    /// (a replica that restarted, or that suspects it missed a view change).
+    QueryCommitted,
     /// Verifier to verifiers: a token reached the token quorum (only when `r >= 1`).
     Prepare {
         /// The verifiers' view.
@@ -174,6 +177,7 @@ impl Message {
             Message::ExecuteBatch(_) => "execute-batch",
             Message::Verify { .. } => "verify",
             Message::Suspect { .. } => "suspect",
+            Message::QueryCommitted => "query-committed",
             Message::Prepare { .. } => "prepare",
             Message::Commit { .. } => "commit",
             Message::Verified { .. } => "verified",

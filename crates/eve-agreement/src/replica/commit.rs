@@ -59,7 +59,10 @@ impl Replica {
         for &(seq, token) in &executed {
             self.send_verifiers(Message::Verify { view, seq, token });
         }
-        if !executed.is_empty() {
+        if !self.heard_from_verifiers {
+            self.send_verifiers(Message::QueryCommitted);
+        }
+        if !executed.is_empty() || !self.heard_from_verifiers {
             self.arm_progress(now);
         }
     }
@@ -84,6 +87,7 @@ impl Replica {
         sequential: bool,
     ) {
         let quorum = self.sizes.client_reply_quorum;
+        self.heard_from_verifiers = true;
         if sequential {
             if view <= self.view {
                 return;
@@ -183,6 +187,9 @@ impl Replica {
         loop {
             let seq = self.committed.next();
             let Some(&token) = self.agreed.get(&seq) else {
+                if self.fast_forward() {
+                    continue;
+                }
                 break;
             };
             let Some(mine) = self.slots.get(&seq).and_then(|s| s.result.as_ref()) else {
@@ -195,6 +202,33 @@ impl Replica {
             }
             self.commit_one(seq);
         }
+        true
+    }
+
+    /// When the next batch's agreed token never arrived (lost, or folded into a view change)
+    /// but a later batch's did and this replica's own token for it matches, the replica holds
+    /// the agreed state there: it commits up to it. Replies of the batches in between are not
+    /// released (their tokens were never seen); a client that retransmits is answered from the
+    /// reply cache of the committed state.
+    fn fast_forward(&mut self) -> bool {
+        let matching = self.agreed.iter().rev().find(|(seq, token)| {
+            self.slots
+                .get(seq)
+                .and_then(|slot| slot.result.as_ref())
+                .is_some_and(|mine| mine.token == **token)
+        });
+        let Some((&target, _)) = matching else {
+            return false;
+        };
+        let skipped: Vec<BatchSeq> = self.slots.range(..target).map(|(s, _)| *s).collect();
+        for seq in skipped {
+            let slot = self.slots.remove(&seq).expect("listed above");
+            for request in &slot.batch.requests {
+                self.in_flight.remove(&(request.client, request.request_no));
+            }
+        }
+        self.agreed.retain(|&s, _| s >= target);
+        self.commit_one(target);
         true
     }
 

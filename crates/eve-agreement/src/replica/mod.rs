@@ -117,6 +117,8 @@ pub struct Replica {
     transfer: Option<Transfer>,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
+    /// Whether any verifier spoke to this replica since it started.
+    heard_from_verifiers: bool,
     outputs: VecDeque<Output>,
     counters: ReplicaCounters,
 }
@@ -154,7 +156,9 @@ impl Replica {
             last_reply: BTreeMap::new(),
             forwarded: BTreeMap::new(),
             transfer: None,
-            progress_deadline: None,
+            // At once: a replica that starts (or restarts) asks where the cluster stands.
+            progress_deadline: Some(Time::ZERO),
+            heard_from_verifiers: false,
             outputs: VecDeque::new(),
             counters: ReplicaCounters::default(),
         }

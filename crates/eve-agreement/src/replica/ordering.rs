@@ -235,7 +235,9 @@ impl Replica {
             return;
         }
         self.forwarded.retain(|_, deadline| *deadline > now);
-        // Repeated at every overdue round, since a suspicion can be lost.
+        // Repeated at every overdue round, since a suspicion can be lost. This replica may
+        // also have missed a view change: ask the verifiers where they stand.
+        self.send_verifiers(Message::QueryCommitted);
         if !self.is_primary() {
             self.counters.suspicions += 1;
             self.send_verifiers(Message::Suspect { view: self.view });

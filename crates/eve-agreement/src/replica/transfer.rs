@@ -30,7 +30,7 @@ impl Replica {
 
     /// Catches up to the highest agreed batch, if there is one above the last committed.
     pub(super) fn catch_up(&mut self, now: Time) {
-        if self.transfer.is_some() {
+        if self.transfer.is_some() || !self.commit_ready(now) {
             return;
         }
         match self.highest_agreed() {

@@ -32,6 +32,12 @@ impl Verifier {
             }
             return;
         }
+        if view < self.view && self.changing.is_none() {
+            // The replica missed the view change: tell it.
+            self.counters.drops.count("verify-of-an-older-view");
+            self.tell_where_we_stand(from);
+            return;
+        }
         if view != self.view || self.changing.is_some() {
             self.counters.drops.count("verify-of-another-view");
             return;

@@ -77,6 +77,8 @@ pub struct Verifier {
     changing: Option<Changing>,
     /// View-change votes for views above the current one.
     view_change_votes: BTreeMap<View, BTreeMap<VerifierId, ViewChangeVote>>,
+    /// The view this verifier entered last, with the batch it started after and its token.
+    entered: Option<(View, BatchSeq, Token)>,
     /// The last `NewView` this verifier sent as leader, to resend to latecomers.
     announced: Option<Message>,
     /// Views tried without entering one since the last view was entered: the view-change
@@ -107,6 +109,7 @@ impl Verifier {
             recent: BTreeMap::new(),
             changing: None,
             view_change_votes: BTreeMap::new(),
+            entered: None,
             announced: None,
             failed_views: 0,
             suspects: BTreeMap::new(),
@@ -230,6 +233,30 @@ impl Verifier {
             self.counters.timeouts += 1;
             let next = self.view.next();
             self.start_view_change(now, next);
+        }
+    }
+
+    /// Tells a replica the view (with the batch it started after) and the last committed
+    /// batch: for a replica that restarted or missed a view change.
+    fn tell_where_we_stand(&mut self, replica: ReplicaId) {
+        let to = NodeId::Replica(replica);
+        if let Some((view, start, token)) = self.entered {
+            let msg = Message::Verified {
+                view,
+                seq: start,
+                token,
+                sequential: true,
+            };
+            self.send(to, msg);
+        }
+        if self.committed > BatchSeq(0) {
+            let msg = Message::Verified {
+                view: self.view,
+                seq: self.committed,
+                token: self.committed_token,
+                sequential: false,
+            };
+            self.send(to, msg);
         }
     }
 

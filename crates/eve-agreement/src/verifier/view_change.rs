@@ -212,6 +212,7 @@ impl Verifier {
         } else {
             self.counters.drops.count("new-view-below-committed");
         }
+        self.entered = Some((view, self.committed, self.committed_token));
         self.slots.clear();
         self.view_change_votes.retain(|&v, _| v > view);
         self.suspects.retain(|&v, _| v >= view);
