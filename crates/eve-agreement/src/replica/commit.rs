@@ -21,12 +21,12 @@ impl Replica {
         token: Token,
         replies: Vec<Reply>,
     ) {
-        if epoch != self.epoch {
+        let Some(slot) = self
+            .slots
+            .get_mut(&seq)
+            .filter(|slot| slot.exec_epoch == Some(epoch))
+        else {
             self.counters.drops.count("stale-execution-result");
-            return;
-        }
-        let Some(slot) = self.slots.get_mut(&seq) else {
-            self.counters.drops.count("execution-result-without-batch");
             return;
         };
         slot.result = Some(Executed { token, replies });
@@ -59,16 +59,20 @@ impl Replica {
         for &(seq, token) in &executed {
             self.send_verifiers(Message::Verify { view, seq, token });
         }
-        if !self.heard_from_verifiers {
+        if executed.is_empty() {
+            // Nothing to repeat: ask the verifiers where the cluster stands, in case this
+            // replica restarted or missed their word (idle replicas ask at this pace).
             self.send_verifiers(Message::QueryCommitted);
         }
-        if !executed.is_empty() || !self.heard_from_verifiers {
-            self.arm_progress(now);
-        }
+        self.arm_progress(now);
     }
 
     pub(super) fn on_execute_failed(&mut self, now: Time, epoch: u64, seq: BatchSeq) {
-        if epoch != self.epoch {
+        if self
+            .slots
+            .get(&seq)
+            .is_none_or(|slot| slot.exec_epoch != Some(epoch))
+        {
             return;
         }
         // The execution side disagrees with our bookkeeping: start over from a peer's state.
@@ -87,9 +91,8 @@ impl Replica {
         sequential: bool,
     ) {
         let quorum = self.sizes.client_reply_quorum;
-        self.heard_from_verifiers = true;
         if sequential {
-            if view <= self.view {
+            if view < self.view || (view == self.view && self.view_started) {
                 return;
             }
             let voters = self.new_view_votes.entry((view, seq, token)).or_default();

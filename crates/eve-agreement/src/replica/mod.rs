@@ -25,7 +25,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 #[derive(Clone, Debug)]
 struct Slot {
     batch: Batch,
-    /// The outcome of executing it in the current epoch.
+    /// The epoch in which it was handed to the execution side, while that still stands (a
+    /// rollback below the batch clears it; one above it lets the execution finish).
+    exec_epoch: Option<u64>,
+    /// The outcome of that execution.
     result: Option<Executed>,
 }
 
@@ -43,6 +46,8 @@ struct Transfer {
     /// Which peer is being asked (an index into the other replicas).
     attempt: usize,
     deadline: Time,
+    /// Every peer of the last round failed; the timer starts the next round.
+    waiting: bool,
 }
 
 /// Counters of what a replica did, for reports and for checking that tests exercise the
@@ -84,6 +89,9 @@ pub struct Replica {
     config: ValidConfig,
     sizes: QuorumSizes,
     view: View,
+    /// Whether this replica knows after which batch the current view starts (it learns a view
+    /// without it when it hears the verifiers' ordinary votes before their announcement).
+    view_started: bool,
     /// Changes at every rollback; results of older epochs are stale.
     epoch: u64,
     committed: BatchSeq,
@@ -117,8 +125,6 @@ pub struct Replica {
     transfer: Option<Transfer>,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
-    /// Whether any verifier spoke to this replica since it started.
-    heard_from_verifiers: bool,
     outputs: VecDeque<Output>,
     counters: ReplicaCounters,
 }
@@ -138,6 +144,7 @@ impl Replica {
             config,
             sizes,
             view: View(0),
+            view_started: true,
             epoch: 0,
             committed: BatchSeq(0),
             executing: BatchSeq(0),
@@ -158,7 +165,6 @@ impl Replica {
             transfer: None,
             // At once: a replica that starts (or restarts) asks where the cluster stands.
             progress_deadline: Some(Time::ZERO),
-            heard_from_verifiers: false,
             outputs: VecDeque::new(),
             counters: ReplicaCounters::default(),
         }
@@ -361,6 +367,7 @@ impl Replica {
         self.executing = to;
         for (_, slot) in self.slots.range_mut(to.next()..) {
             slot.result = None;
+            slot.exec_epoch = None;
         }
         self.roots.retain(|&seq, _| seq <= to);
     }

@@ -78,10 +78,10 @@ impl Replica {
             self.batch_deadline = None;
             return;
         }
-        if self.transfer.is_some() {
-            // A primary that is catching up does not know where the order stands; its
-            // requests wait (and backups, seeing nothing ordered, suspect it). The batch timer
-            // restarts when the transfer ends.
+        if self.transfer.is_some() || !self.view_started {
+            // A primary that is catching up, or that does not know after which batch its view
+            // starts, does not know where the order stands; its requests wait (and backups,
+            // seeing nothing ordered, suspect it). The batch timer restarts with ordering.
             self.batch_deadline = None;
             return;
         }
@@ -191,6 +191,7 @@ impl Replica {
             seq,
             Slot {
                 batch,
+                exec_epoch: None,
                 result: None,
             },
         );
@@ -224,6 +225,10 @@ impl Replica {
                 self.counters.sequential_executions += 1;
             }
             let epoch = self.epoch;
+            self.slots
+                .get_mut(&batch.seq)
+                .expect("taken from the slots")
+                .exec_epoch = Some(epoch);
             self.exec(ExecCommand::Execute { epoch, batch });
         }
     }

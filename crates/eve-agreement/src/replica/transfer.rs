@@ -24,6 +24,7 @@ impl Replica {
             token,
             attempt: 0,
             deadline: now,
+            waiting: false,
         });
         self.request_state(now);
     }
@@ -39,12 +40,15 @@ impl Replica {
         }
     }
 
-    /// No answer in time: ask the next peer.
+    /// The transfer timer: after a round of failed peers, start the next round; after a
+    /// silent peer, ask the next one.
     pub(super) fn ask_next_peer(&mut self, now: Time) {
         let Some(transfer) = &mut self.transfer else {
             return;
         };
-        transfer.attempt += 1;
+        if !std::mem::take(&mut transfer.waiting) {
+            transfer.attempt += 1;
+        }
         self.request_state(now);
     }
 
@@ -62,6 +66,7 @@ impl Replica {
         transfer.attempt += 1;
         if transfer.attempt % others == 0 {
             transfer.deadline = deadline;
+            transfer.waiting = true;
         } else {
             self.request_state(now);
         }

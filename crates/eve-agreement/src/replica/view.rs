@@ -12,7 +12,9 @@ use eve_types::{BatchSeq, Request, View};
 
 impl Replica {
     pub(super) fn enter_view(&mut self, now: Time, view: View, start: BatchSeq, token: Token) {
-        self.counters.view_changes += 1;
+        if view > self.view {
+            self.counters.view_changes += 1;
+        }
         // Commit first what the agreed tokens allow: executed batches up to `start` are kept.
         if start > self.committed {
             self.agreed.insert(start, token);
@@ -27,22 +29,14 @@ impl Replica {
             }
             let committed = self.committed;
             self.rollback_to(committed);
+        } else if self.executing >= start && self.slots.contains_key(&start) {
+            // This replica executed (or is executing) the start batch: keep it and let its
+            // token decide. A match commits it (fast forward); a mismatch is repaired by state
+            // transfer when the catch-up timer fires.
+            self.rollback_to(start);
+            self.arm_progress(now);
         } else {
-            let holds_start = self
-                .slots
-                .get(&start)
-                .and_then(|slot| slot.result.as_ref())
-                .is_some_and(|result| result.token == token);
-            if holds_start {
-                // Executed up to `start` with the agreed token: keep it, without releasing the
-                // replies of batches whose tokens this replica never saw agreed.
-                self.rollback_to(start);
-                self.committed = start;
-                self.slots.retain(|&s, _| s > start);
-            } else {
-                self.agreed.insert(start, token);
-                self.start_transfer(now, start, token);
-            }
+            self.start_transfer(now, start, token);
         }
         self.finish_view_change(now, start, reissue);
     }
@@ -54,6 +48,7 @@ impl Replica {
     pub(super) fn adopt_view(&mut self, now: Time, view: View) {
         self.counters.view_changes += 1;
         self.view = view;
+        self.view_started = false;
         self.forwarded.clear();
         self.batch_deadline = None;
         if !self.is_primary() {
@@ -63,13 +58,13 @@ impl Replica {
                 self.send(NodeId::Replica(primary), Message::Request(request));
             }
         }
-        self.next_seq = self.next_seq.max(self.executing.next());
         self.arm_progress(now);
     }
 
     /// Switches to `view` and returns the requests of the discarded batches, in order.
     fn leave_view(&mut self, view: View) -> Vec<Request> {
         self.view = view;
+        self.view_started = true;
         self.forwarded.clear();
         let mut reissue: Vec<Request> = Vec::new();
         for slot in self.slots.values() {

@@ -194,6 +194,9 @@ impl Verifier {
             {
                 self.on_suspect(now, r, view)
             }
+            (NodeId::Replica(r), Message::QueryCommitted) if (r.0 as usize) < self.sizes.n_exec => {
+                self.tell_where_we_stand(r)
+            }
             (NodeId::Verifier(v), msg) if (v.0 as usize) < self.sizes.n_ver => match msg {
                 Message::Prepare { view, seq, token } => self.on_prepare(v, view, seq, token),
                 Message::Commit { view, seq, token } => self.on_commit(v, view, seq, token),
