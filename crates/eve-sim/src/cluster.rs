@@ -688,6 +688,10 @@ fn tamper(kind: Byzantine, to: NodeId, msg: Message, rng: &mut SplitMix64) -> Me
             seq,
             token: eve_exec::Token(eve_types::Digest([rng.below(256) as u8; 32])),
         },
+        (Byzantine::WrongTokens, Message::Reply { view, mut reply }) => {
+            reply.body = Bytes::from_static(b"a lie");
+            Message::Reply { view, reply }
+        }
         (Byzantine::TamperedState, Message::StateReply(reply)) => {
             Message::StateReply(Box::new(match *reply {
                 StateReply::Delta { roots, mut delta } => {

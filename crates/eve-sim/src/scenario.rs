@@ -7,7 +7,7 @@ use eve_types::{ClusterConfig, ReplicationMode, SplitMix64};
 /// Misbehaviour of a Byzantine execution replica (only with `r >= 1`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Byzantine {
-    /// Sends verifiers a wrong token for every batch.
+    /// Sends verifiers a wrong token for every batch, and clients wrong replies.
     WrongTokens,
     /// Serves tampered state to replicas that fetch from it.
     TamperedState,
