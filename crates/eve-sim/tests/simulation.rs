@@ -23,9 +23,15 @@ fn fault_free_runs_complete_every_request_in_each_configuration() {
         let expected = (scenario.clients * scenario.ops_per_client) as u64;
         let report = run_scenario(scenario);
         assert_passes(&report);
-        assert_eq!(report.requests_completed, expected, "{mode:?}: every request completes");
+        assert_eq!(
+            report.requests_completed, expected,
+            "{mode:?}: every request completes"
+        );
         assert!(report.batches_committed > 0);
-        assert_eq!(report.divergences, 0, "{mode:?}: a correct mixer never diverges");
+        assert_eq!(
+            report.divergences, 0,
+            "{mode:?}: a correct mixer never diverges"
+        );
         assert_eq!(report.view_changes, 0, "{mode:?}: no fault, no view change");
         assert_eq!(report.state_transfers, 0, "{mode:?}: nobody falls behind");
     }
@@ -36,10 +42,17 @@ fn the_same_seed_gives_the_same_trace_twice() {
     for seed in [1, 2, 3, 4, 42, 1956] {
         let first = run_seed(seed);
         let second = run_seed(seed);
-        assert_eq!(first.trace_hash, second.trace_hash, "seed {seed} replays exactly");
+        assert_eq!(
+            first.trace_hash, second.trace_hash,
+            "seed {seed} replays exactly"
+        );
         assert_eq!(first, second, "seed {seed}: the whole report replays");
     }
-    assert_ne!(run_seed(1).trace_hash, run_seed(2).trace_hash, "seeds differ");
+    assert_ne!(
+        run_seed(1).trace_hash,
+        run_seed(2).trace_hash,
+        "seeds differ"
+    );
 }
 
 /// Seeds that once broke an invariant, each a bug fixed since: they must keep passing.
@@ -105,7 +118,10 @@ fn seed_set_d_passes_and_exercises_every_recovery_path() {
         "a seed set must exercise every recovery path: {summary:?}"
     );
     assert!(summary.linearizable_calls > 10_000, "{summary:?}");
-    assert!(summary.state_transfer_failures > 0, "tampered or missing state was refused");
+    assert!(
+        summary.state_transfer_failures > 0,
+        "tampered or missing state was refused"
+    );
 }
 
 #[test]

@@ -1,0 +1,547 @@
+//! The protocol's rules, one event at a time, asserting the exact outputs with a reason.
+//! Configuration: u = 1, r = 0 (3 execution replicas, 3 verifiers, token quorum 2, verifier
+//! quorum 2, one `Verified` and one reply suffice).
+
+use bytes::Bytes;
+use eve_agreement::{
+    Batch, ExecCommand, ExecEvent, Message, NodeId, Output, Replica, Roots, StateReply, Time,
+    Verifier,
+};
+use eve_exec::Token;
+use eve_state::Delta;
+use eve_types::{
+    BatchSeq, ClientId, ClusterConfig, Digest, NonDet, ReplicaId, ReplicationMode, Reply, Request,
+    RequestNo, ValidConfig, VerifierId, View,
+};
+
+fn config() -> ValidConfig {
+    ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 })
+        .validate()
+        .unwrap()
+}
+
+const R0: ReplicaId = ReplicaId(0);
+const R1: ReplicaId = ReplicaId(1);
+const R2: ReplicaId = ReplicaId(2);
+const C: ClientId = ClientId(9);
+const T0: Time = Time(1_000);
+
+fn replica(id: ReplicaId) -> NodeId {
+    NodeId::Replica(id)
+}
+
+fn verifier(id: u32) -> NodeId {
+    NodeId::Verifier(VerifierId(id))
+}
+
+fn request(no: u64) -> Request {
+    Request::new(C, RequestNo(no), &b"op"[..]).unwrap()
+}
+
+fn batch(seq: u64) -> Batch {
+    Batch {
+        view: View(0),
+        seq: BatchSeq(seq),
+        requests: vec![request(seq)],
+        nondet: NonDet {
+            time_ms: 1,
+            seed: 2,
+        },
+        sequential: false,
+    }
+}
+
+fn roots(prev: u8, new: u8) -> Roots {
+    Roots {
+        prev_root: Digest([prev; 32]),
+        new_root: Digest([new; 32]),
+    }
+}
+
+fn reply(seq: u64, body: &'static str) -> Reply {
+    Reply {
+        client: C,
+        request_no: RequestNo(seq),
+        seq: BatchSeq(seq),
+        body: Bytes::from_static(body.as_bytes()),
+    }
+}
+
+fn drain_replica(r: &mut Replica) -> Vec<Output> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+fn drain_verifier(v: &mut Verifier) -> Vec<Output> {
+    std::iter::from_fn(|| v.poll_output()).collect()
+}
+
+fn send(to: NodeId, msg: Message) -> Output {
+    Output::Send { to, msg }
+}
+
+fn to_verifiers(msg: Message) -> Vec<Output> {
+    (0..3).map(|v| send(verifier(v), msg.clone())).collect()
+}
+
+/// A backup that received batch 1 from the primary, executed it with `roots`, and sent its token.
+fn backup_that_executed(roots: Roots) -> (Replica, Token) {
+    let mut r1 = Replica::new(R1, config());
+    drain_replica(&mut r1); // nothing yet
+    r1.handle_message(T0, replica(R0), Message::ExecuteBatch(batch(1)));
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![Output::Exec(ExecCommand::Execute {
+            epoch: 0,
+            batch: batch(1)
+        })],
+        "a batch from the primary that follows the last one is executed at once"
+    );
+    let token = roots.token(BatchSeq(1));
+    r1.handle_exec_event(
+        T0,
+        ExecEvent::Executed {
+            epoch: 0,
+            seq: BatchSeq(1),
+            roots,
+            token,
+            replies: vec![reply(1, "done")],
+        },
+    );
+    assert_eq!(
+        drain_replica(&mut r1),
+        to_verifiers(Message::Verify {
+            view: View(0),
+            seq: BatchSeq(1),
+            token
+        }),
+        "an executed batch's token goes to every verifier, and no reply yet"
+    );
+    (r1, token)
+}
+
+#[test]
+fn a_token_quorum_commits_at_the_verifier_and_is_announced() {
+    let mut v0 = Verifier::new(VerifierId(0), config());
+    let token = roots(0, 1).token(BatchSeq(1));
+    let verify = Message::Verify {
+        view: View(0),
+        seq: BatchSeq(1),
+        token,
+    };
+    v0.handle_message(T0, replica(R0), verify.clone());
+    assert_eq!(drain_verifier(&mut v0), vec![], "one token is not a quorum");
+    v0.handle_message(T0, replica(R1), verify);
+    let commit = Message::Commit {
+        view: View(0),
+        seq: BatchSeq(1),
+        token,
+    };
+    assert_eq!(
+        drain_verifier(&mut v0),
+        (0..3)
+            .map(|v| send(verifier(v), commit.clone()))
+            .collect::<Vec<_>>(),
+        "max(u, r) + 1 = 2 matching tokens: with r = 0 the verifier commits in one round"
+    );
+    v0.handle_message(T0, verifier(0), commit.clone());
+    assert_eq!(
+        drain_verifier(&mut v0),
+        vec![],
+        "its own commit is one of the u + r + 1 = 2 needed"
+    );
+    v0.handle_message(T0, verifier(2), commit);
+    let verified = Message::Verified {
+        view: View(0),
+        seq: BatchSeq(1),
+        token,
+        sequential: false,
+    };
+    assert_eq!(
+        drain_verifier(&mut v0),
+        vec![
+            send(replica(R0), verified.clone()),
+            send(replica(R1), verified.clone()),
+            send(replica(R2), verified),
+        ],
+        "a verifier quorum of commits: every execution replica is told"
+    );
+    assert_eq!(v0.committed(), BatchSeq(1));
+}
+
+#[test]
+fn a_replica_commits_when_verifiers_agree_with_its_token_and_releases_the_reply() {
+    let (mut r1, token) = backup_that_executed(roots(0, 1));
+    r1.handle_message(
+        T0,
+        verifier(0),
+        Message::Verified {
+            view: View(0),
+            seq: BatchSeq(1),
+            token,
+            sequential: false,
+        },
+    );
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![send(
+            NodeId::Client(C),
+            Message::Reply {
+                view: View(0),
+                reply: reply(1, "done")
+            }
+        )],
+        "r + 1 = 1 Verified with this replica's token: the batch commits and its reply goes out"
+    );
+    assert_eq!(r1.committed(), BatchSeq(1));
+    assert_eq!(r1.counters().batches_committed, 1);
+}
+
+#[test]
+fn a_mismatching_replica_rolls_back_fetches_state_and_releases_no_reply() {
+    let (mut r1, _mine) = backup_that_executed(roots(0, 1));
+    let agreed_roots = roots(0, 7);
+    let agreed = agreed_roots.token(BatchSeq(1));
+    r1.handle_message(
+        T0,
+        verifier(0),
+        Message::Verified {
+            view: View(0),
+            seq: BatchSeq(1),
+            token: agreed,
+            sequential: false,
+        },
+    );
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![
+            Output::Exec(ExecCommand::Rollback { to: BatchSeq(0) }),
+            send(
+                replica(R2),
+                Message::StateRequest {
+                    target: BatchSeq(1),
+                    base: BatchSeq(0)
+                }
+            ),
+        ],
+        "another token was agreed: roll back to the last committed version and ask a peer, \
+         without replying"
+    );
+    assert_eq!(r1.counters().divergences, 1);
+    assert!(r1.is_transferring());
+
+    // The peer answers with roots that do not hash to the agreed token: refused, next peer.
+    let forged = StateReply::Delta {
+        roots: roots(0, 8),
+        delta: Delta {
+            from: BatchSeq(0),
+            to: BatchSeq(1),
+            entries: vec![],
+        },
+    };
+    r1.handle_message(T0, replica(R2), Message::StateReply(Box::new(forged)));
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![send(
+            replica(R0),
+            Message::StateRequest {
+                target: BatchSeq(1),
+                base: BatchSeq(0)
+            }
+        )],
+        "roots that do not match the agreed token are refused and another peer is asked"
+    );
+
+    // The next peer's roots match: the delta goes to the execution side to be checked.
+    let delta = Delta {
+        from: BatchSeq(0),
+        to: BatchSeq(1),
+        entries: vec![],
+    };
+    let honest = StateReply::Delta {
+        roots: agreed_roots,
+        delta: delta.clone(),
+    };
+    r1.handle_message(T0, replica(R0), Message::StateReply(Box::new(honest)));
+    let epoch = match drain_replica(&mut r1).as_slice() {
+        [
+            Output::Exec(ExecCommand::ImportDelta {
+                epoch,
+                roots,
+                delta: d,
+            }),
+        ] => {
+            assert_eq!((*roots, d), (agreed_roots, &delta));
+            *epoch
+        }
+        other => panic!("expected the delta to be imported, got {other:?}"),
+    };
+    assert_eq!(
+        r1.committed(),
+        BatchSeq(0),
+        "nothing commits before the import succeeds"
+    );
+    r1.handle_exec_event(
+        T0,
+        ExecEvent::StateApplied {
+            epoch,
+            target: BatchSeq(1),
+            roots: agreed_roots,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(r1.committed(), BatchSeq(1), "the agreed state arrived");
+    assert!(
+        drain_replica(&mut r1).iter().all(|o| !matches!(
+            o,
+            Output::Send {
+                msg: Message::Reply { .. },
+                ..
+            }
+        )),
+        "a replica never replies for a batch it did not execute with the agreed token"
+    );
+}
+
+#[test]
+fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially() {
+    // Three replicas, three different tokens: no token can reach 2.
+    let mut v1 = Verifier::new(VerifierId(1), config());
+    for (r, byte) in [(R0, 1u8), (R1, 2), (R2, 3)] {
+        let token = roots(0, byte).token(BatchSeq(1));
+        v1.handle_message(
+            T0,
+            replica(r),
+            Message::Verify {
+                view: View(0),
+                seq: BatchSeq(1),
+                token,
+            },
+        );
+    }
+    let genesis = Token(Digest::ZERO);
+    let view_change = Message::ViewChange {
+        new_view: View(1),
+        view: View(0),
+        committed: (BatchSeq(0), genesis),
+        locked: vec![],
+    };
+    assert_eq!(
+        drain_verifier(&mut v1),
+        (0..3)
+            .map(|v| send(verifier(v), view_change.clone()))
+            .collect::<Vec<_>>(),
+        "no token can reach the quorum: ask for view 1"
+    );
+    assert_eq!(v1.counters().no_quorum, 1);
+    // Verifier 1 leads view 1 (1 mod 3): a quorum of two view changes lets it announce.
+    v1.handle_message(T0, verifier(1), view_change.clone());
+    v1.handle_message(T0, verifier(0), view_change);
+    let new_view = Message::NewView {
+        view: View(1),
+        start: BatchSeq(0),
+        token: genesis,
+    };
+    assert_eq!(
+        drain_verifier(&mut v1),
+        (0..3)
+            .map(|v| send(verifier(v), new_view.clone()))
+            .collect::<Vec<_>>(),
+        "the leader announces the view, starting after the last committed batch"
+    );
+    v1.handle_message(T0, verifier(1), new_view);
+    let announce = Message::Verified {
+        view: View(1),
+        seq: BatchSeq(0),
+        token: genesis,
+        sequential: true,
+    };
+    assert_eq!(
+        drain_verifier(&mut v1),
+        vec![
+            send(replica(R0), announce.clone()),
+            send(replica(R1), announce.clone()),
+            send(replica(R2), announce.clone()),
+        ],
+        "execution replicas learn the new view and where it starts"
+    );
+
+    // Replica 1 executed batch 1 in view 0; it is the primary of view 1.
+    let (mut r1, _) = backup_that_executed(roots(0, 2));
+    r1.handle_message(T0, verifier(1), announce);
+    let reissued = Batch {
+        view: View(1),
+        seq: BatchSeq(1),
+        requests: vec![request(1)],
+        nondet: match drain_replica(&mut r1).as_slice() {
+            [
+                Output::Exec(ExecCommand::Rollback { to: BatchSeq(0) }),
+                Output::Send {
+                    to: first,
+                    msg: Message::ExecuteBatch(b0),
+                },
+                Output::Send {
+                    to: second,
+                    msg: Message::ExecuteBatch(b2),
+                },
+                Output::Exec(ExecCommand::Execute { batch: mine, .. }),
+            ] => {
+                assert_eq!((*first, *second), (replica(R0), replica(R2)));
+                assert_eq!(b0, b2);
+                assert_eq!(b0, mine);
+                assert!(
+                    mine.sequential,
+                    "the first batch of the new view executes sequentially"
+                );
+                assert_eq!(mine.view, View(1));
+                mine.nondet
+            }
+            other => panic!("expected rollback, re-issue and sequential execution, got {other:?}"),
+        },
+        sequential: true,
+    };
+    assert_eq!(
+        reissued.requests,
+        vec![request(1)],
+        "the discarded batch's request is re-issued"
+    );
+    assert!(r1.is_primary());
+    assert_eq!(r1.counters().view_changes, 1);
+}
+
+#[test]
+fn a_duplicate_of_a_committed_request_is_answered_from_the_reply_table() {
+    let (mut r1, token) = backup_that_executed(roots(0, 1));
+    r1.handle_message(
+        T0,
+        verifier(0),
+        Message::Verified {
+            view: View(0),
+            seq: BatchSeq(1),
+            token,
+            sequential: false,
+        },
+    );
+    drain_replica(&mut r1);
+    r1.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![send(
+            NodeId::Client(C),
+            Message::Reply {
+                view: View(0),
+                reply: reply(1, "done")
+            }
+        )],
+        "the client retransmitted a committed request: the reply is resent, nothing executes"
+    );
+    r1.handle_message(
+        T0,
+        NodeId::Client(C),
+        Message::Request(Request::new(C, RequestNo(1), &b"op"[..]).unwrap()),
+    );
+    assert_eq!(r1.counters().replies_sent, 3);
+}
+
+#[test]
+fn a_primary_orders_a_full_batch_at_once() {
+    let mut config = ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 });
+    config.batch_requests_max = 1;
+    let mut r0 = Replica::new(R0, config.validate().unwrap());
+    r0.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
+    let outputs = drain_replica(&mut r0);
+    let expected_batch = Batch {
+        view: View(0),
+        seq: BatchSeq(1),
+        requests: vec![request(1)],
+        nondet: match &outputs[0] {
+            Output::Send {
+                msg: Message::ExecuteBatch(b),
+                ..
+            } => b.nondet,
+            other => panic!("expected a batch, got {other:?}"),
+        },
+        sequential: false,
+    };
+    assert_eq!(
+        expected_batch.nondet.time_ms,
+        T0.as_ms(),
+        "the batch carries the primary's time"
+    );
+    assert_eq!(
+        outputs,
+        vec![
+            send(replica(R1), Message::ExecuteBatch(expected_batch.clone())),
+            send(replica(R2), Message::ExecuteBatch(expected_batch.clone())),
+            Output::Exec(ExecCommand::Execute {
+                epoch: 0,
+                batch: expected_batch
+            }),
+        ],
+        "a full batch goes to every other replica and executes locally"
+    );
+}
+
+#[test]
+fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted() {
+    let mut r1 = Replica::new(R1, config());
+    r1.handle_message(T0, replica(ReplicaId(7)), Message::ExecuteBatch(batch(1)));
+    r1.handle_message(
+        T0,
+        verifier(9),
+        Message::Verified {
+            view: View(0),
+            seq: BatchSeq(1),
+            token: Token(Digest::ZERO),
+            sequential: false,
+        },
+    );
+    assert_eq!(r1.counters().drops.get("unknown-sender"), 2);
+    let mut stale = batch(1);
+    stale.view = View(5);
+    r1.handle_message(T0, replica(R0), Message::ExecuteBatch(stale));
+    assert_eq!(r1.counters().drops.get("batch-of-another-view"), 1);
+    r1.handle_message(T0, replica(R0), Message::ExecuteBatch(batch(100_000)));
+    assert_eq!(r1.counters().drops.get("batch-beyond-window"), 1);
+    r1.handle_message(T0, replica(R2), Message::ExecuteBatch(batch(1)));
+    assert_eq!(r1.counters().drops.get("batch-not-from-primary"), 1);
+    let outputs = drain_replica(&mut r1);
+    assert!(
+        outputs
+            .iter()
+            .all(|o| !matches!(o, Output::Exec(ExecCommand::Execute { .. }))),
+        "nothing dropped was executed: {outputs:?}"
+    );
+
+    let mut v0 = Verifier::new(VerifierId(0), config());
+    v0.handle_message(
+        T0,
+        replica(ReplicaId(3)),
+        Message::Verify {
+            view: View(0),
+            seq: BatchSeq(1),
+            token: Token(Digest::ZERO),
+        },
+    );
+    v0.handle_message(
+        T0,
+        replica(R0),
+        Message::Verify {
+            view: View(4),
+            seq: BatchSeq(1),
+            token: Token(Digest::ZERO),
+        },
+    );
+    v0.handle_message(
+        T0,
+        replica(R0),
+        Message::Verify {
+            view: View(0),
+            seq: BatchSeq(1_000_000),
+            token: Token(Digest::ZERO),
+        },
+    );
+    assert_eq!(v0.counters().drops.get("unknown-sender-or-message"), 1);
+    assert_eq!(v0.counters().drops.get("verify-of-another-view"), 1);
+    assert_eq!(v0.counters().drops.get("beyond-window"), 1);
+    assert_eq!(drain_verifier(&mut v0), vec![]);
+}

@@ -1,0 +1,83 @@
+//! Messages on the wire: every message round-trips, and no input makes decoding panic.
+
+use eve_agreement::{Batch, DecodeError, Message, StateReply};
+use eve_exec::Token;
+use eve_types::limits::MESSAGE_SIZE_BYTES_MAX;
+use eve_types::{BatchSeq, ClientId, Digest, NonDet, Request, RequestNo, View};
+use proptest::prelude::*;
+
+fn samples() -> Vec<Message> {
+    let request = Request::new(ClientId(1), RequestNo(2), &b"op"[..]).unwrap();
+    vec![
+        Message::Request(request.clone()),
+        Message::ExecuteBatch(Batch {
+            view: View(3),
+            seq: BatchSeq(4),
+            requests: vec![request],
+            nondet: NonDet {
+                time_ms: 5,
+                seed: 6,
+            },
+            sequential: true,
+        }),
+        Message::Verify {
+            view: View(1),
+            seq: BatchSeq(2),
+            token: Token(Digest([7; 32])),
+        },
+        Message::ViewChange {
+            new_view: View(2),
+            view: View(1),
+            committed: (BatchSeq(3), Token(Digest::ZERO)),
+            locked: vec![(BatchSeq(4), Token(Digest([1; 32])))],
+        },
+        Message::StateReply(Box::new(StateReply::NotHeld {
+            target: BatchSeq(9),
+        })),
+        Message::QueryCommitted,
+    ]
+}
+
+#[test]
+fn every_sample_message_round_trips() {
+    for msg in samples() {
+        assert_eq!(
+            Message::decode(&msg.encode()).unwrap(),
+            msg,
+            "{}",
+            msg.kind()
+        );
+    }
+}
+
+#[test]
+fn an_oversized_message_is_refused_before_decoding() {
+    let bytes = vec![0u8; MESSAGE_SIZE_BYTES_MAX + 1];
+    assert_eq!(
+        Message::decode(&bytes),
+        Err(DecodeError::TooLarge {
+            bytes: MESSAGE_SIZE_BYTES_MAX + 1
+        })
+    );
+}
+
+proptest! {
+    /// Random bytes decode into an error or a message, never a panic.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Message::decode(&bytes);
+    }
+
+    /// A real message with one byte changed or cut short still never panics.
+    #[test]
+    fn decoding_damaged_messages_never_panics(which in 0usize..6, at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<bool>()) {
+        let mut bytes = samples()[which].encode().to_vec();
+        let i = at.index(bytes.len());
+        if cut {
+            bytes.truncate(i);
+        } else {
+            bytes[i] = byte;
+        }
+        let _ = Message::decode(&bytes);
+    }
+}
