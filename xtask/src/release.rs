@@ -36,7 +36,7 @@ pub fn reinvoke() -> Result<()> {
         .parent()
         .context("xtask's manifest directory has no parent: cannot find the workspace root")?;
     eprintln!(
-        "xtask: benchmarks run in release: cargo run --release --quiet -p xtask -- {} \
+        "xtask: benchmarks and simulations run in release: cargo run --release --quiet -p xtask -- {} \
          (the first build takes a while)",
         args.join(" ")
     );
