@@ -105,6 +105,55 @@ pub enum ExecCommand {
     },
 }
 
+/// How a [`StateReply`] answers a transfer in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateReplyCheck {
+    /// The reply's roots hash to the agreed token: import it with this command.
+    Import(ExecCommand),
+    /// The peer does not hold the version asked for.
+    NotHeld(BatchSeq),
+    /// The reply does not fit the transfer: roots that do not hash to the agreed token, or
+    /// another version or base.
+    Mismatch,
+}
+
+impl StateReply {
+    /// Checks a reply from `peer` to a transfer of `target`, agreed as `token`, from this
+    /// replica's `base` version; the import command carries `epoch`.
+    pub fn check(
+        self,
+        target: BatchSeq,
+        token: eve_exec::Token,
+        base: BatchSeq,
+        epoch: u64,
+        peer: ReplicaId,
+    ) -> StateReplyCheck {
+        match self {
+            StateReply::Delta { roots, delta }
+                if roots.token(target) == token && delta.to == target && delta.from == base =>
+            {
+                StateReplyCheck::Import(ExecCommand::ImportDelta {
+                    epoch,
+                    roots,
+                    delta,
+                })
+            }
+            StateReply::Manifest { roots, manifest }
+                if roots.token(target) == token && manifest.version == target =>
+            {
+                StateReplyCheck::Import(ExecCommand::StartImport {
+                    epoch,
+                    peer,
+                    roots,
+                    manifest,
+                })
+            }
+            StateReply::NotHeld { target } => StateReplyCheck::NotHeld(target),
+            _ => StateReplyCheck::Mismatch,
+        }
+    }
+}
+
 /// What the execution side reports back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExecEvent {

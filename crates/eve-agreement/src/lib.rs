@@ -21,7 +21,9 @@ mod time;
 mod verifier;
 
 pub use client::{Client, ClientError, Completion};
-pub use exec_side::{CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor};
+pub use exec_side::{
+    CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
+};
 pub use message::{Batch, DecodeError, Message, Roots, StateReply};
 pub use node::{Drops, NodeId, Output};
 pub use primary_backup::{PbCounters, PbReplica};

@@ -6,7 +6,7 @@
 //! only if it produces those roots. Either replica serves committed versions it holds.
 
 use super::{PbReplica, Transfer};
-use crate::exec_side::ExecCommand;
+use crate::exec_side::{ExecCommand, StateReplyCheck};
 use crate::message::{Message, Roots, StateReply};
 use crate::time::Time;
 use eve_exec::Token;
@@ -99,29 +99,9 @@ impl PbReplica {
         };
         let (target, token, epoch, peer) =
             (transfer.target, transfer.token, self.epoch, self.peer());
-        match reply {
-            StateReply::Delta { roots, delta }
-                if roots.token(target) == token
-                    && delta.to == target
-                    && delta.from == self.committed =>
-            {
-                self.exec(ExecCommand::ImportDelta {
-                    epoch,
-                    roots,
-                    delta,
-                });
-            }
-            StateReply::Manifest { roots, manifest }
-                if roots.token(target) == token && manifest.version == target =>
-            {
-                self.exec(ExecCommand::StartImport {
-                    epoch,
-                    peer,
-                    roots,
-                    manifest,
-                });
-            }
-            StateReply::NotHeld { target: asked } if asked == target => {
+        match reply.check(target, token, self.committed, epoch, peer) {
+            StateReplyCheck::Import(command) => self.exec(command),
+            StateReplyCheck::NotHeld(asked) if asked == target => {
                 // The primary moved its checkpoint past the target: aim at a later commit
                 // if one was heard, else wait for the retry timer.
                 self.counters.state_transfer_failures += 1;

@@ -5,7 +5,7 @@
 //! a batch it did not execute with the agreed token.
 
 use super::{Replica, Transfer};
-use crate::exec_side::ExecCommand;
+use crate::exec_side::{ExecCommand, StateReplyCheck};
 use crate::message::{Message, StateReply};
 use crate::node::NodeId;
 use crate::time::Time;
@@ -138,30 +138,10 @@ impl Replica {
             .as_ref()
             .expect("a peer is asked only during a transfer");
         let (target, token, epoch) = (transfer.target, transfer.token, self.epoch);
-        match reply {
-            StateReply::Delta { roots, delta }
-                if roots.token(target) == token
-                    && delta.to == target
-                    && delta.from == self.committed =>
-            {
-                self.exec(ExecCommand::ImportDelta {
-                    epoch,
-                    roots,
-                    delta,
-                });
-            }
-            StateReply::Manifest { roots, manifest }
-                if roots.token(target) == token && manifest.version == target =>
-            {
-                self.exec(ExecCommand::StartImport {
-                    epoch,
-                    peer,
-                    roots,
-                    manifest,
-                });
-            }
-            StateReply::NotHeld { .. } => self.transfer_failed(now),
-            _ => {
+        match reply.check(target, token, self.committed, epoch, peer) {
+            StateReplyCheck::Import(command) => self.exec(command),
+            StateReplyCheck::NotHeld(_) => self.transfer_failed(now),
+            StateReplyCheck::Mismatch => {
                 // Roots that do not hash to the agreed token: a faulty or diverged peer.
                 self.counters.drops.count("state-reply-not-matching-token");
                 self.transfer_failed(now);
