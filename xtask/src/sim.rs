@@ -7,7 +7,8 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use eve_sim::{RunReport, Summary, run_seed, run_seed_with_log};
+use eve_sim::{RunReport, Scenario, Summary, run_scenario, run_seed, run_seed_with_log};
+use eve_types::{ClusterConfig, ReplicationMode};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,10 @@ pub struct SimArgs {
     /// With --seed: print the last LINES events of the run
     #[arg(long, value_name = "LINES", requires = "seed")]
     log: Option<usize>,
+    /// Run every seed in one configuration instead of cycling through the standard four:
+    /// `U,R` for Eve (e.g. `2,2`) or `pb` for primary-backup
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<ReplicationMode>,
     /// Threads running seeds at once [default: every core]
     #[arg(long)]
     threads: Option<usize>,
@@ -77,7 +82,11 @@ pub fn run(args: &SimArgs) -> Result<()> {
                     if i >= args.seeds {
                         break;
                     }
-                    let report = run_seed(args.start + i);
+                    let seed = args.start + i;
+                    let report = match args.mode {
+                        Some(mode) => run_scenario(Scenario::from_seed_with_mode(seed, mode)),
+                        None => run_seed(seed),
+                    };
                     summary.lock().expect("no panic holds it").add(&report);
                     if !report.passed() {
                         bar.set_message(format!("FAILED seed {}", report.seed));
@@ -108,6 +117,26 @@ pub fn run(args: &SimArgs) -> Result<()> {
         bail!("the seed set never exercised: {}", missing.join(", "));
     }
     Ok(())
+}
+
+/// Parses `--mode`: `pb`, or `U,R`, checked like a cluster configuration.
+fn parse_mode(text: &str) -> Result<ReplicationMode, String> {
+    let mode = if text == "pb" {
+        ReplicationMode::PrimaryBackup
+    } else {
+        let (u, r) = text
+            .split_once(',')
+            .ok_or_else(|| format!("`{text}`: expected `U,R` (such as `1,1`) or `pb`"))?;
+        let number = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("`{s}`: {e}"));
+        ReplicationMode::Eve {
+            u: number(u)?,
+            r: number(r)?,
+        }
+    };
+    ClusterConfig::new(mode)
+        .validate()
+        .map_err(|err| err.to_string())?;
+    Ok(mode)
 }
 
 fn print_summary(summary: &Summary, seconds: f64, args: &SimArgs) {

@@ -110,10 +110,15 @@ impl Scenario {
         }
     }
 
-    /// The run for `seed`: the mode cycles through [`MODES`] (without primary-backup when
-    /// `with_primary_backup` is false), and the faults are drawn from the seed.
+    /// The run for `seed`: the mode cycles through [`MODES`], and the faults are drawn from
+    /// the seed.
     pub fn from_seed(seed: u64) -> Self {
-        let mode = MODES[(seed % MODES.len() as u64) as usize];
+        Self::from_seed_with_mode(seed, MODES[(seed % MODES.len() as u64) as usize])
+    }
+
+    /// The run for `seed` with the configuration given instead of drawn: faults are drawn
+    /// from the seed as for [`from_seed`](Self::from_seed).
+    pub fn from_seed_with_mode(seed: u64, mode: ReplicationMode) -> Self {
         let mut rng = SplitMix64::new(seed);
         let mut scenario = Self::quiet(seed, mode);
         scenario.clients = 2 + rng.below(5) as usize;

@@ -132,3 +132,26 @@ fn every_configuration_is_covered_by_seed_sets() {
     assert_eq!(modes.len(), eve_sim::scenario::MODES.len());
     assert!(eve_sim::scenario::MODES.contains(&ReplicationMode::PrimaryBackup));
 }
+
+#[test]
+fn larger_configurations_survive_faults_too() {
+    for mode in [
+        ReplicationMode::Eve { u: 2, r: 1 },
+        ReplicationMode::Eve { u: 2, r: 2 },
+        ReplicationMode::Eve { u: 3, r: 0 },
+    ] {
+        let quiet = run_scenario(Scenario::quiet(3, mode));
+        assert_passes(&quiet);
+        assert!(quiet.requests_completed > 0);
+        let mut summary = Summary::default();
+        for seed in 0..100 {
+            let report = run_scenario(Scenario::from_seed_with_mode(seed, mode));
+            assert_passes(&report);
+            summary.add(&report);
+        }
+        assert!(
+            summary.view_changes > 0 && summary.state_transfers > 0,
+            "{mode:?}: {summary:?}"
+        );
+    }
+}
