@@ -10,6 +10,8 @@
 //! receives [`ExecEvent`]s. This crate depends on the execution layers (`eve-exec`, `eve-state`)
 //! for their data types, never on the network, the node or the simulator.
 
+#![deny(missing_docs)]
+
 mod client;
 mod exec_side;
 pub mod limits;

@@ -25,6 +25,8 @@
 //! assert_eq!(parallel_batches, vec![&[0, 2][..], &[1][..]]);
 //! ```
 
+#![deny(missing_docs)]
+
 mod faulty;
 mod greedy;
 mod keys;

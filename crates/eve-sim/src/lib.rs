@@ -48,6 +48,8 @@
 //! assert_eq!(verdict.unwrap_err().key, key);
 //! ```
 
+#![deny(missing_docs)]
+
 mod app;
 mod checks;
 mod cluster;

@@ -16,6 +16,8 @@
 //! protocol logic, the simulator and the node all share it. It depends on `eve-types` alone
 //! among eve crates.
 
+#![deny(missing_docs)]
+
 mod bucket;
 mod chunk;
 mod config;

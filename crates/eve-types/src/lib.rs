@@ -16,6 +16,8 @@
 //! # Ok::<(), eve_types::ConfigError>(())
 //! ```
 
+#![deny(missing_docs)]
+
 mod config;
 mod digest;
 mod ids;
