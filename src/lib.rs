@@ -4,8 +4,10 @@
 //! [`types`] (identifiers, requests, configuration), [`state`] (the versioned object store with
 //! its Merkle tree), [`mixer`] (conflict keys and parallel batches), [`exec`] (the
 //! [`Application`](exec::Application) trait and the executors) and [`apps`] (the built-in
-//! applications). It adds no code of its own.
+//! applications) and [`agreement`] (the protocol logic: replicas, verifiers, clients). It adds
+//! no code of its own.
 
+pub use eve_agreement as agreement;
 pub use eve_apps as apps;
 pub use eve_exec as exec;
 pub use eve_mixer as mixer;
