@@ -148,15 +148,21 @@ fn print_summary(summary: &Summary, seconds: f64, args: &SimArgs) {
         summary.failed.len()
     );
     let rows = [
-        ("requests completed", summary.requests_completed),
-        ("linearizability-checked calls", summary.linearizable_calls),
+        ("requests completed", summary.counts.requests_completed),
+        (
+            "linearizability-checked calls",
+            summary.counts.linearizable_calls,
+        ),
         (
             "state transfers refused and retried",
-            summary.state_transfer_failures,
+            summary.counts.state_transfer_failures,
         ),
-        ("crashes", summary.crashes),
-        ("partitions", summary.partitions),
-        ("messages dropped by the logic", summary.messages_dropped),
+        ("crashes", summary.counts.crashes),
+        ("partitions", summary.counts.partitions),
+        (
+            "messages dropped by the logic",
+            summary.counts.messages_dropped,
+        ),
     ];
     println!("| exercised | total |\n|---|---:|");
     for (name, value) in summary.exercised().into_iter().chain(rows) {
@@ -168,25 +174,27 @@ fn print_report(report: &RunReport) {
     println!("seed {}: {}", report.seed, report.description);
     println!(
         "  {} batches committed, {} requests completed, {} calls checked for linearizability",
-        report.batches_committed, report.requests_completed, report.linearizable_calls
+        report.counts.batches_committed,
+        report.counts.requests_completed,
+        report.counts.linearizable_calls
     );
     println!(
         "  divergences {}, state transfers {} ({} refused), rollbacks {}, sequential executions {}, view changes {}, no-quorum {}",
-        report.divergences,
-        report.state_transfers,
-        report.state_transfer_failures,
-        report.rollbacks,
-        report.sequential_executions,
-        report.view_changes,
-        report.no_quorum
+        report.counts.divergences,
+        report.counts.state_transfers,
+        report.counts.state_transfer_failures,
+        report.counts.rollbacks,
+        report.counts.sequential_executions,
+        report.counts.view_changes,
+        report.counts.no_quorum
     );
     println!(
         "  crashes {}, restarts {}, partitions {}, messages delivered {}, dropped by the logic {}",
-        report.crashes,
-        report.restarts,
-        report.partitions,
+        report.counts.crashes,
+        report.counts.restarts,
+        report.counts.partitions,
         report.messages_delivered,
-        report.messages_dropped
+        report.counts.messages_dropped
     );
     println!(
         "  {} events, {} ms simulated, trace {}",

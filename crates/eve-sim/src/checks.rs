@@ -121,7 +121,7 @@ impl Checks {
     /// Checks the whole history for linearizability, key by key.
     pub fn check_history(&mut self, report: &mut RunReport) {
         match check_kv_history(&self.history, SearchBudget::default()) {
-            Ok(stats) => report.linearizable_calls += stats.calls as u64,
+            Ok(stats) => report.counts.linearizable_calls += stats.calls as u64,
             Err(violation) => report.violation(format!("history is not linearizable: {violation}")),
         }
     }

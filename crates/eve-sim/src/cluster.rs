@@ -329,22 +329,22 @@ impl Cluster {
             Event::Submit { client } => self.submit(client),
             Event::Crash { replica } => {
                 self.replicas[replica.0 as usize].up = false;
-                self.report.crashes += 1;
+                self.report.counts.crashes += 1;
             }
             Event::Restart { replica } => self.restart(replica),
             Event::CrashVerifier { verifier } => {
                 self.verifiers[verifier.0 as usize].up = false;
-                self.report.crashes += 1;
+                self.report.counts.crashes += 1;
             }
             Event::Isolate { replica } => {
                 let all = self.all_nodes();
                 self.network.partition(&[NodeId::Replica(replica)], &all);
-                self.report.partitions += 1;
+                self.report.counts.partitions += 1;
             }
             Event::CutOutgoing { replica } => {
                 let all = self.all_nodes();
                 self.network.cut_one_way(&[NodeId::Replica(replica)], &all);
-                self.report.partitions += 1;
+                self.report.counts.partitions += 1;
             }
             Event::HealPartitions => self.network.heal_partitions(),
             Event::Heal => {
@@ -380,7 +380,7 @@ impl Cluster {
         node.up = true;
         node.incarnation = incarnation;
         node.busy_until = self.now;
-        self.report.restarts += 1;
+        self.report.counts.restarts += 1;
         self.checks.forget_replica(replica);
         self.drain(NodeId::Replica(replica));
     }
@@ -591,7 +591,7 @@ impl Cluster {
             return;
         };
         let id = client.logic.id();
-        self.report.requests_completed += 1;
+        self.report.counts.requests_completed += 1;
         self.checks
             .accepted(id, done.request_no, &done.body, &mut self.report);
         if let SimOp::Kv(op) = op {
@@ -640,7 +640,7 @@ impl Cluster {
         self.report.events = events;
         self.report.sim_time_ms = self.now.as_ms();
         self.report.trace_hash = *self.trace.finalize().as_bytes();
-        self.report.batches_committed = self
+        self.report.counts.batches_committed = self
             .replicas
             .iter()
             .map(|r| r.logic.committed().0)

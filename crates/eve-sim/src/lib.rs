@@ -64,7 +64,7 @@ mod workload;
 
 pub use app::{CORRUPTED_KEY, RACY_OP, SimApp};
 pub use cluster::{Cluster, EVENTS_MAX};
-pub use report::RunReport;
+pub use report::{Exercised, RunReport};
 pub use run::{Summary, run_scenario, run_seed, run_seed_with_log};
 pub use scenario::{Byzantine, Faults, Scenario};
 pub use workload::{SimOp, draw_op};

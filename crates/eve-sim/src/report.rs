@@ -3,16 +3,10 @@
 use crate::scenario::Scenario;
 use eve_agreement::{ReplicaCounters, VerifierCounters};
 
-/// The result of one run.
+/// What a run (or a set of runs) exercised.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunReport {
-    /// The seed that replays it.
-    pub seed: u64,
-    /// What the run was.
-    pub description: String,
-    /// Invariants broken, in the order found; empty for a passing run.
-    pub violations: Vec<String>,
-    /// The highest batch committed by any replica.
+pub struct Exercised {
+    /// The highest batch committed by any replica (summed over runs in a [`Summary`](crate::Summary)).
     pub batches_committed: u64,
     /// Client requests completed.
     pub requests_completed: u64,
@@ -28,7 +22,7 @@ pub struct RunReport {
     pub rollbacks: u64,
     /// Batches executed sequentially.
     pub sequential_executions: u64,
-    /// View changes entered by execution replicas.
+    /// View changes entered by execution replicas (promotions in primary-backup).
     pub view_changes: u64,
     /// Batches for which no token could reach the quorum.
     pub no_quorum: u64,
@@ -40,6 +34,39 @@ pub struct RunReport {
     pub partitions: u64,
     /// Messages dropped by the protocol logic (malformed, stale, unexpected).
     pub messages_dropped: u64,
+}
+
+impl Exercised {
+    /// Adds another run's counts.
+    pub fn add(&mut self, other: &Exercised) {
+        self.batches_committed += other.batches_committed;
+        self.requests_completed += other.requests_completed;
+        self.linearizable_calls += other.linearizable_calls;
+        self.divergences += other.divergences;
+        self.state_transfers += other.state_transfers;
+        self.state_transfer_failures += other.state_transfer_failures;
+        self.rollbacks += other.rollbacks;
+        self.sequential_executions += other.sequential_executions;
+        self.view_changes += other.view_changes;
+        self.no_quorum += other.no_quorum;
+        self.crashes += other.crashes;
+        self.restarts += other.restarts;
+        self.partitions += other.partitions;
+        self.messages_dropped += other.messages_dropped;
+    }
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// The seed that replays it.
+    pub seed: u64,
+    /// What the run was.
+    pub description: String,
+    /// Invariants broken, in the order found; empty for a passing run.
+    pub violations: Vec<String>,
+    /// What the run exercised.
+    pub counts: Exercised,
     /// Messages dropped by the protocol logic, by reason.
     pub drops_by_reason: std::collections::BTreeMap<&'static str, u64>,
     /// Messages delivered.
@@ -80,34 +107,34 @@ impl RunReport {
 
     /// Adds an execution replica's counters.
     pub fn add_replica(&mut self, c: &ReplicaCounters) {
-        self.divergences += c.divergences;
-        self.state_transfers += c.state_transfers_completed;
-        self.state_transfer_failures += c.state_transfer_failures;
-        self.rollbacks += c.rollbacks;
-        self.sequential_executions += c.sequential_executions;
-        self.view_changes += c.view_changes;
+        self.counts.divergences += c.divergences;
+        self.counts.state_transfers += c.state_transfers_completed;
+        self.counts.state_transfer_failures += c.state_transfer_failures;
+        self.counts.rollbacks += c.rollbacks;
+        self.counts.sequential_executions += c.sequential_executions;
+        self.counts.view_changes += c.view_changes;
         self.add_drops(&c.drops);
     }
 
     /// Adds a primary-backup replica's counters (a promotion counts as a view change).
     pub fn add_pb(&mut self, c: &eve_agreement::PbCounters) {
-        self.divergences += c.divergences;
-        self.state_transfers += c.state_transfers_completed;
-        self.state_transfer_failures += c.state_transfer_failures;
-        self.rollbacks += c.rollbacks;
-        self.sequential_executions += c.sequential_executions;
-        self.view_changes += c.promotions + c.views_adopted;
+        self.counts.divergences += c.divergences;
+        self.counts.state_transfers += c.state_transfers_completed;
+        self.counts.state_transfer_failures += c.state_transfer_failures;
+        self.counts.rollbacks += c.rollbacks;
+        self.counts.sequential_executions += c.sequential_executions;
+        self.counts.view_changes += c.promotions + c.views_adopted;
         self.add_drops(&c.drops);
     }
 
     /// Adds a verifier's counters.
     pub fn add_verifier(&mut self, c: &VerifierCounters) {
-        self.no_quorum += c.no_quorum;
+        self.counts.no_quorum += c.no_quorum;
         self.add_drops(&c.drops);
     }
 
     fn add_drops(&mut self, drops: &eve_agreement::Drops) {
-        self.messages_dropped += drops.total();
+        self.counts.messages_dropped += drops.total();
         for (reason, n) in drops.iter() {
             *self.drops_by_reason.entry(reason).or_default() += n;
         }

@@ -24,16 +24,22 @@ fn fault_free_runs_complete_every_request_in_each_configuration() {
         let report = run_scenario(scenario);
         assert_passes(&report);
         assert_eq!(
-            report.requests_completed, expected,
+            report.counts.requests_completed, expected,
             "{mode:?}: every request completes"
         );
-        assert!(report.batches_committed > 0);
+        assert!(report.counts.batches_committed > 0);
         assert_eq!(
-            report.divergences, 0,
+            report.counts.divergences, 0,
             "{mode:?}: a correct mixer never diverges"
         );
-        assert_eq!(report.view_changes, 0, "{mode:?}: no fault, no view change");
-        assert_eq!(report.state_transfers, 0, "{mode:?}: nobody falls behind");
+        assert_eq!(
+            report.counts.view_changes, 0,
+            "{mode:?}: no fault, no view change"
+        );
+        assert_eq!(
+            report.counts.state_transfers, 0,
+            "{mode:?}: nobody falls behind"
+        );
     }
 }
 
@@ -117,9 +123,9 @@ fn seed_set_d_passes_and_exercises_every_recovery_path() {
         Vec::<&str>::new(),
         "a seed set must exercise every recovery path: {summary:?}"
     );
-    assert!(summary.linearizable_calls > 10_000, "{summary:?}");
+    assert!(summary.counts.linearizable_calls > 10_000, "{summary:?}");
     assert!(
-        summary.state_transfer_failures > 0,
+        summary.counts.state_transfer_failures > 0,
         "tampered or missing state was refused"
     );
 }
@@ -142,7 +148,7 @@ fn larger_configurations_survive_faults_too() {
     ] {
         let quiet = run_scenario(Scenario::quiet(3, mode));
         assert_passes(&quiet);
-        assert!(quiet.requests_completed > 0);
+        assert!(quiet.counts.requests_completed > 0);
         let mut summary = Summary::default();
         for seed in 0..100 {
             let report = run_scenario(Scenario::from_seed_with_mode(seed, mode));
@@ -150,7 +156,7 @@ fn larger_configurations_survive_faults_too() {
             summary.add(&report);
         }
         assert!(
-            summary.view_changes > 0 && summary.state_transfers > 0,
+            summary.counts.view_changes > 0 && summary.counts.state_transfers > 0,
             "{mode:?}: {summary:?}"
         );
     }
