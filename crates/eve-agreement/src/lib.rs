@@ -19,6 +19,7 @@ mod message;
 mod node;
 mod primary_backup;
 mod replica;
+mod requests;
 mod time;
 mod verifier;
 

@@ -7,7 +7,7 @@
 
 use super::{Executed, PbReplica};
 use crate::exec_side::ExecCommand;
-use crate::limits::{REPLY_TABLE_MAX, SEQ_WINDOW};
+use crate::limits::SEQ_WINDOW;
 use crate::message::{Message, Roots};
 use crate::node::NodeId;
 use crate::time::Time;
@@ -266,11 +266,7 @@ impl PbReplica {
     }
 
     fn remember_reply(&mut self, reply: Reply) {
-        if self.last_reply.len() >= REPLY_TABLE_MAX && !self.last_reply.contains_key(&reply.client)
-        {
-            self.last_reply.pop_first();
-        }
-        self.last_reply.insert(reply.client, reply);
+        self.last_reply.record(reply);
     }
 
     /// Backup: whether executing the batches it holds reaches the highest commit heard.

@@ -134,9 +134,7 @@ impl PbReplica {
 
     /// Whether the request, or a later one of its client, committed here.
     fn answered(&self, request: &Request) -> bool {
-        self.last_reply
-            .get(&request.client)
-            .is_some_and(|reply| reply.request_no >= request.request_no)
+        self.last_reply.answered(request)
     }
 
     /// Forgets everything of the old view above the last committed batch.

@@ -24,6 +24,7 @@ mod transfer;
 use crate::exec_side::{ExecCommand, ExecEvent};
 use crate::message::{Batch, Message, Roots};
 use crate::node::{Drops, NodeId, Output};
+use crate::requests::ReplyTable;
 use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{
@@ -126,7 +127,7 @@ pub struct PbReplica {
     /// Tokens of the last committed batches (at most `SEQ_WINDOW`): a backup's token for one
     /// of them shows it is back in step; a `Commit` that contradicts one is counted.
     committed_tokens: BTreeMap<BatchSeq, Token>,
-    last_reply: BTreeMap<ClientId, Reply>,
+    last_reply: ReplyTable,
     // --- primary ---
     pending: VecDeque<Request>,
     /// Requests pending or in an uncommitted batch.
@@ -182,7 +183,7 @@ impl PbReplica {
             slots: BTreeMap::new(),
             roots: BTreeMap::new(),
             committed_tokens: BTreeMap::new(),
-            last_reply: BTreeMap::new(),
+            last_reply: ReplyTable::default(),
             pending: VecDeque::new(),
             in_flight: BTreeSet::new(),
             next_seq: BatchSeq(1),

@@ -7,20 +7,14 @@ use crate::exec_side::ExecCommand;
 use crate::limits::{PENDING_REQUESTS_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
+use crate::requests::{Seen, batch_nondet, drop_reason, take_batch};
 use crate::time::Time;
-use eve_types::{NonDet, Request, splitmix64};
-use std::collections::{BTreeSet, VecDeque};
+use eve_types::Request;
 
 impl PbReplica {
     pub(super) fn on_request(&mut self, now: Time, from: NodeId, request: Request) {
-        if request.check().is_err() {
-            self.counters.drops.count("invalid-request");
-            return;
-        }
-        if let NodeId::Client(client) = from
-            && client != request.client
-        {
-            self.counters.drops.count("request-for-another-client");
+        if let Some(reason) = drop_reason(from, &request) {
+            self.counters.drops.count(reason);
             return;
         }
         if !self.is_primary() {
@@ -36,8 +30,8 @@ impl PbReplica {
             }
             return;
         }
-        if let Some(reply) = self.last_reply.get(&request.client) {
-            if request.request_no == reply.request_no {
+        match self.last_reply.seen(&request) {
+            Seen::Answered(reply) => {
                 // Executed and committed before: answer from the reply table.
                 let msg = Message::Reply {
                     view: self.view,
@@ -47,10 +41,11 @@ impl PbReplica {
                 self.counters.replies_sent += 1;
                 return;
             }
-            if request.request_no < reply.request_no {
+            Seen::Stale => {
                 self.counters.drops.count("stale-request");
                 return;
             }
+            Seen::New => {}
         }
         if !self.in_flight.insert((request.client, request.request_no)) {
             return;
@@ -82,16 +77,13 @@ impl PbReplica {
             && (self.pending.len() >= batch_max || timer)
             && self.next_seq.0 <= self.committed.0 + depth
         {
-            let requests = self.take_batch(batch_max);
+            let requests = take_batch(&mut self.pending, batch_max);
             let seq = self.next_seq;
             let batch = Batch {
                 view: self.view,
                 seq,
                 requests,
-                nondet: NonDet {
-                    time_ms: now.as_ms(),
-                    seed: splitmix64(self.view.0 ^ splitmix64(seq.0)),
-                },
+                nondet: batch_nondet(self.view, seq, now),
                 sequential: std::mem::take(&mut self.sequential_next),
             };
             self.order(now, batch);
@@ -115,27 +107,6 @@ impl PbReplica {
         self.send_to_peer(now, Message::ExecuteBatch(batch.clone()));
         self.slots.insert(batch.seq, Slot::new(batch));
         self.execute_ready();
-    }
-
-    /// Takes up to `max` pending requests, at most one per client (so every reply of a batch
-    /// is covered by the reply cache, and so by the token); later requests of a client wait.
-    fn take_batch(&mut self, max: usize) -> Vec<Request> {
-        let mut clients = BTreeSet::new();
-        let mut batch = Vec::new();
-        let mut kept = VecDeque::new();
-        while let Some(request) = self.pending.pop_front() {
-            if batch.len() < max && clients.insert(request.client) {
-                batch.push(request);
-            } else {
-                kept.push_back(request);
-            }
-            if batch.len() == max {
-                break;
-            }
-        }
-        kept.append(&mut self.pending);
-        self.pending = kept;
-        batch
     }
 
     /// Backup: a batch of the current view from the primary.

@@ -4,7 +4,7 @@
 
 use super::{Executed, Replica};
 use crate::exec_side::ExecCommand;
-use crate::limits::{REPLY_TABLE_MAX, SEQ_WINDOW};
+use crate::limits::SEQ_WINDOW;
 use crate::message::{Message, Roots};
 use crate::node::NodeId;
 use crate::time::Time;
@@ -261,11 +261,7 @@ impl Replica {
 
     /// Sends a committed reply to its client and remembers it for retransmissions.
     fn release(&mut self, reply: Reply) {
-        if self.last_reply.len() >= REPLY_TABLE_MAX && !self.last_reply.contains_key(&reply.client)
-        {
-            self.last_reply.pop_first();
-        }
-        self.last_reply.insert(reply.client, reply.clone());
+        self.last_reply.record(reply.clone());
         self.counters.replies_sent += 1;
         let view = self.view;
         self.send(NodeId::Client(reply.client), Message::Reply { view, reply });

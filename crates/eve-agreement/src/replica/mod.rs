@@ -13,6 +13,7 @@ mod view;
 use crate::exec_side::{ExecCommand, ExecEvent};
 use crate::message::{Batch, Message, Roots};
 use crate::node::{Drops, NodeId, Output};
+use crate::requests::ReplyTable;
 use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{
@@ -118,7 +119,7 @@ pub struct Replica {
     batch_deadline: Option<Time>,
     sequential_next: bool,
     // --- clients ---
-    last_reply: BTreeMap<ClientId, Reply>,
+    last_reply: ReplyTable,
     /// Forwarded requests and when the primary should have ordered them by.
     forwarded: BTreeMap<(ClientId, RequestNo), Time>,
     // --- repair ---
@@ -160,7 +161,7 @@ impl Replica {
             next_seq: BatchSeq(1),
             batch_deadline: None,
             sequential_next: false,
-            last_reply: BTreeMap::new(),
+            last_reply: ReplyTable::default(),
             forwarded: BTreeMap::new(),
             transfer: None,
             // At once: a replica that starts (or restarts) asks where the cluster stands.

@@ -6,25 +6,19 @@ use crate::exec_side::ExecCommand;
 use crate::limits::{FORWARDED_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
+use crate::requests::{Seen, batch_nondet, drop_reason, take_batch};
 use crate::time::Time;
-use eve_types::{BatchSeq, NonDet, ReplicaId, Request, splitmix64};
-use std::collections::BTreeSet;
+use eve_types::{BatchSeq, ReplicaId, Request};
 
 impl Replica {
     pub(super) fn on_request(&mut self, now: Time, from: NodeId, request: Request) {
-        if request.check().is_err() {
-            self.counters.drops.count("invalid-request");
-            return;
-        }
-        if let NodeId::Client(client) = from
-            && client != request.client
-        {
-            self.counters.drops.count("request-for-another-client");
+        if let Some(reason) = drop_reason(from, &request) {
+            self.counters.drops.count(reason);
             return;
         }
         let key = (request.client, request.request_no);
-        if let Some(reply) = self.last_reply.get(&request.client) {
-            if request.request_no == reply.request_no {
+        match self.last_reply.seen(&request) {
+            Seen::Answered(reply) => {
                 // Executed and committed before: answer from the reply table.
                 let msg = Message::Reply {
                     view: self.view,
@@ -34,10 +28,11 @@ impl Replica {
                 self.counters.replies_sent += 1;
                 return;
             }
-            if request.request_no < reply.request_no {
+            Seen::Stale => {
                 self.counters.drops.count("stale-request");
                 return;
             }
+            Seen::New => {}
         }
         if self.in_flight.contains(&key) {
             return;
@@ -92,17 +87,14 @@ impl Replica {
             && (self.pending.len() >= batch_max || timer)
             && self.next_seq.0 <= self.committed.0 + depth
         {
-            let requests = self.take_batch(batch_max);
+            let requests = take_batch(&mut self.pending, batch_max);
             let seq = self.next_seq;
             self.next_seq = seq.next();
             let batch = Batch {
                 view: self.view,
                 seq,
                 requests,
-                nondet: NonDet {
-                    time_ms: now.as_ms(),
-                    seed: splitmix64(self.view.0 ^ splitmix64(seq.0)),
-                },
+                nondet: batch_nondet(self.view, seq, now),
                 sequential: std::mem::take(&mut self.sequential_next),
             };
             self.counters.batches_ordered += 1;
@@ -117,27 +109,6 @@ impl Replica {
         } else {
             self.batch_deadline
         };
-    }
-
-    /// Takes up to `max` pending requests, at most one per client (so every reply of a batch
-    /// is covered by the reply cache, and so by the token); later requests of a client wait.
-    fn take_batch(&mut self, max: usize) -> Vec<Request> {
-        let mut clients = BTreeSet::new();
-        let mut batch = Vec::new();
-        let mut kept = std::collections::VecDeque::new();
-        while let Some(request) = self.pending.pop_front() {
-            if batch.len() < max && clients.insert(request.client) {
-                batch.push(request);
-            } else {
-                kept.push_back(request);
-            }
-            if batch.len() == max {
-                break;
-            }
-        }
-        kept.append(&mut self.pending);
-        self.pending = kept;
-        batch
     }
 
     pub(super) fn on_execute_batch(&mut self, now: Time, from: ReplicaId, batch: Batch) {

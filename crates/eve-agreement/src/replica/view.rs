@@ -91,11 +91,7 @@ impl Replica {
             self.sequential_next = true;
             for request in reissue {
                 let key = (request.client, request.request_no);
-                let done = self
-                    .last_reply
-                    .get(&request.client)
-                    .is_some_and(|reply| reply.request_no >= request.request_no);
-                if !done && self.in_flight.insert(key) {
+                if !self.last_reply.answered(&request) && self.in_flight.insert(key) {
                     self.pending.push_back(request);
                 }
             }
