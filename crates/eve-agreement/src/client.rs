@@ -11,8 +11,9 @@ use eve_types::{
 };
 use std::collections::{BTreeMap, VecDeque};
 
-/// Longest wait between retransmissions, as a multiple of `client_retransmit_ms`.
-const RETRANSMIT_BACKOFF_MAX: u64 = 8;
+/// The wait between retransmissions doubles at most this many times: up to 8 times
+/// `client_retransmit_ms`.
+const RETRANSMIT_BACKOFF_DOUBLINGS_MAX: u64 = 3;
 
 /// A request accepted by the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,7 +177,10 @@ impl Client {
             return;
         }
         outstanding.retransmits += 1;
-        let backoff = (1u64 << outstanding.retransmits.min(3)).min(RETRANSMIT_BACKOFF_MAX);
+        let backoff = 1u64
+            << outstanding
+                .retransmits
+                .min(RETRANSMIT_BACKOFF_DOUBLINGS_MAX);
         outstanding.retransmit_at = now.plus_ms(self.retransmit_ms * backoff);
         self.retransmissions += 1;
         for r in 0..self.n_exec as u32 {

@@ -20,3 +20,7 @@ pub const FUTURE_VIEWS_MAX: usize = 8;
 /// client that retransmits; past this the oldest entries go (the reply cache in the state
 /// still answers duplicates, through a batch).
 pub const REPLY_TABLE_MAX: usize = 1_000_000;
+
+/// The verifiers' view-change timer doubles with every view tried in vain, at most this many
+/// times (64 times `2 * verify_timeout_ms`), so that verifiers that started apart come together.
+pub const VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX: u32 = 6;

@@ -129,7 +129,6 @@ pub struct Cluster {
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
     log: Option<Vec<String>>,
-    healed: bool,
 }
 
 impl Cluster {
@@ -193,7 +192,6 @@ impl Cluster {
             report,
             trace: blake3::Hasher::new(),
             log: None,
-            healed: false,
             scenario,
         };
         cluster.schedule_start();
@@ -348,7 +346,6 @@ impl Cluster {
             }
             Event::HealPartitions => self.network.heal_partitions(),
             Event::Heal => {
-                self.healed = true;
                 self.network.heal();
                 for i in 0..self.replicas.len() {
                     if !self.replicas[i].up {

@@ -8,7 +8,7 @@
 //! what follows, sequentially first.
 
 use super::{Changing, Verifier, ViewChangeVote};
-use crate::limits::FUTURE_VIEWS_MAX;
+use crate::limits::{FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX};
 use crate::message::Message;
 use crate::node::NodeId;
 use crate::time::Time;
@@ -61,9 +61,10 @@ impl Verifier {
     }
 
     /// The view-change timer: `2 * verify_timeout_ms`, doubled for every view tried in vain
-    /// (up to 64 times).
+    /// (at most [`VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX`] times).
     fn view_change_timeout_ms(&self) -> u64 {
-        (2 * self.config.verify_timeout_ms) << self.failed_views.min(6)
+        (2 * self.config.verify_timeout_ms)
+            << self.failed_views.min(VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX)
     }
 
     /// The view change did not complete in time. If a verifier quorum asked for the target
