@@ -75,6 +75,27 @@ fn drain_verifier(v: &mut Verifier) -> Vec<Output> {
     std::iter::from_fn(|| v.poll_output()).collect()
 }
 
+/// Verifiers' word that `token` is agreed for batch 1 of view 0.
+fn verified_1(token: Token) -> Message {
+    Message::Verified {
+        view: View(0),
+        seq: BatchSeq(1),
+        token,
+        sequential: false,
+    }
+}
+
+/// The reply to the client's request 1, as a replica sends it.
+fn reply_done() -> Output {
+    send(
+        NodeId::Client(C),
+        Message::Reply {
+            view: View(0),
+            reply: reply(1, "done"),
+        },
+    )
+}
+
 fn send(to: NodeId, msg: Message) -> Output {
     Output::Send { to, msg }
 }
@@ -150,12 +171,7 @@ fn a_token_quorum_commits_at_the_verifier_and_is_announced() {
         "its own commit is one of the u + r + 1 = 2 needed"
     );
     v0.handle_message(T0, verifier(2), commit);
-    let verified = Message::Verified {
-        view: View(0),
-        seq: BatchSeq(1),
-        token,
-        sequential: false,
-    };
+    let verified = verified_1(token);
     assert_eq!(
         drain_verifier(&mut v0),
         vec![
@@ -171,25 +187,10 @@ fn a_token_quorum_commits_at_the_verifier_and_is_announced() {
 #[test]
 fn a_replica_commits_when_verifiers_agree_with_its_token_and_releases_the_reply() {
     let (mut r1, token) = backup_that_executed(roots(0, 1));
-    r1.handle_message(
-        T0,
-        verifier(0),
-        Message::Verified {
-            view: View(0),
-            seq: BatchSeq(1),
-            token,
-            sequential: false,
-        },
-    );
+    r1.handle_message(T0, verifier(0), verified_1(token));
     assert_eq!(
         drain_replica(&mut r1),
-        vec![send(
-            NodeId::Client(C),
-            Message::Reply {
-                view: View(0),
-                reply: reply(1, "done")
-            }
-        )],
+        vec![reply_done()],
         "r + 1 = 1 Verified with this replica's token: the batch commits and its reply goes out"
     );
     assert_eq!(r1.committed(), BatchSeq(1));
@@ -201,16 +202,7 @@ fn a_mismatching_replica_rolls_back_fetches_state_and_releases_no_reply() {
     let (mut r1, _mine) = backup_that_executed(roots(0, 1));
     let agreed_roots = roots(0, 7);
     let agreed = agreed_roots.token(BatchSeq(1));
-    r1.handle_message(
-        T0,
-        verifier(0),
-        Message::Verified {
-            view: View(0),
-            seq: BatchSeq(1),
-            token: agreed,
-            sequential: false,
-        },
-    );
+    r1.handle_message(T0, verifier(0), verified_1(agreed));
     assert_eq!(
         drain_replica(&mut r1),
         vec![
@@ -411,27 +403,12 @@ fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially(
 #[test]
 fn a_duplicate_of_a_committed_request_is_answered_from_the_reply_table() {
     let (mut r1, token) = backup_that_executed(roots(0, 1));
-    r1.handle_message(
-        T0,
-        verifier(0),
-        Message::Verified {
-            view: View(0),
-            seq: BatchSeq(1),
-            token,
-            sequential: false,
-        },
-    );
+    r1.handle_message(T0, verifier(0), verified_1(token));
     drain_replica(&mut r1);
     r1.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
     assert_eq!(
         drain_replica(&mut r1),
-        vec![send(
-            NodeId::Client(C),
-            Message::Reply {
-                view: View(0),
-                reply: reply(1, "done")
-            }
-        )],
+        vec![reply_done()],
         "the client retransmitted a committed request: the reply is resent, nothing executes"
     );
     r1.handle_message(

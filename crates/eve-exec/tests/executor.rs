@@ -41,6 +41,15 @@ fn request(client: u64, no: u64, op: &str) -> Request {
     Request::new(ClientId(client), RequestNo(no), op.as_bytes().to_vec()).unwrap()
 }
 
+/// Executes batch `seq` in sequential mode.
+fn run_sequential<A: Application>(
+    executor: &mut Executor<A>,
+    seq: u64,
+    requests: &[Request],
+) -> Result<eve_exec::BatchOutcome, ExecError> {
+    executor.execute(BatchSeq(seq), requests, nondet(), ExecMode::Sequential)
+}
+
 fn nondet() -> NonDet {
     NonDet {
         time_ms: 1_000,
@@ -52,14 +61,7 @@ fn nondet() -> NonDet {
 fn token_binds_the_batch_and_both_roots() {
     let mut executor = Executor::sequential(Appender::default(), state());
     let empty = executor.state().root();
-    let outcome = executor
-        .execute(
-            BatchSeq(1),
-            &[request(1, 1, "a1")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
+    let outcome = run_sequential(&mut executor, 1, &[request(1, 1, "a1")]).unwrap();
     assert_eq!(outcome.previous_root, empty);
     assert_eq!(outcome.new_root, executor.state().root());
     assert_eq!(
@@ -71,22 +73,13 @@ fn token_binds_the_batch_and_both_roots() {
 #[test]
 fn a_duplicate_request_is_answered_from_the_reply_cache_and_not_executed_twice() {
     let mut executor = Executor::sequential(Appender::default(), state());
-    let first = executor
-        .execute(
-            BatchSeq(1),
-            &[request(1, 1, "a1")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
-    let again = executor
-        .execute(
-            BatchSeq(2),
-            &[request(1, 1, "a1"), request(1, 1, "a1")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
+    let first = run_sequential(&mut executor, 1, &[request(1, 1, "a1")]).unwrap();
+    let again = run_sequential(
+        &mut executor,
+        2,
+        &[request(1, 1, "a1"), request(1, 1, "a1")],
+    )
+    .unwrap();
     assert_eq!(
         executor.app().executions.load(Ordering::Relaxed),
         1,
@@ -113,22 +106,8 @@ fn a_duplicate_request_is_answered_from_the_reply_cache_and_not_executed_twice()
 #[test]
 fn a_request_older_than_the_clients_last_gets_no_reply() {
     let mut executor = Executor::sequential(Appender::default(), state());
-    executor
-        .execute(
-            BatchSeq(1),
-            &[request(1, 2, "a2")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
-    let outcome = executor
-        .execute(
-            BatchSeq(2),
-            &[request(1, 1, "a1")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
+    run_sequential(&mut executor, 1, &[request(1, 2, "a2")]).unwrap();
+    let outcome = run_sequential(&mut executor, 2, &[request(1, 1, "a1")]).unwrap();
     assert!(outcome.replies.is_empty(), "a stale request is dropped");
     assert_eq!(executor.stats().stale_dropped, 1);
 }
@@ -182,14 +161,7 @@ fn a_panicking_request_gets_the_panic_reply_and_the_batch_goes_on() {
 #[test]
 fn batches_must_come_in_sequence() {
     let mut executor = Executor::sequential(Appender::default(), state());
-    let err = executor
-        .execute(
-            BatchSeq(2),
-            &[request(1, 1, "a1")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap_err();
+    let err = run_sequential(&mut executor, 2, &[request(1, 1, "a1")]).unwrap_err();
     assert_eq!(
         err,
         ExecError::OutOfSequence {
@@ -210,9 +182,7 @@ fn an_oversized_batch_is_refused() {
     let requests: Vec<Request> = (0..=eve_types::limits::BATCH_REQUESTS_MAX as u64)
         .map(|c| request(c, 1, "a"))
         .collect();
-    let err = executor
-        .execute(BatchSeq(1), &requests, nondet(), ExecMode::Sequential)
-        .unwrap_err();
+    let err = run_sequential(&mut executor, 1, &requests).unwrap_err();
     assert!(matches!(err, ExecError::BatchTooLarge { .. }), "{err}");
 }
 
@@ -230,14 +200,7 @@ fn the_application_cannot_write_eves_own_objects() {
         }
     }
     let mut executor = Executor::sequential(Intruder, state());
-    let outcome = executor
-        .execute(
-            BatchSeq(1),
-            &[request(7, 1, "x")],
-            nondet(),
-            ExecMode::Sequential,
-        )
-        .unwrap();
+    let outcome = run_sequential(&mut executor, 1, &[request(7, 1, "x")]).unwrap();
     assert_eq!(outcome.replies[0].body, "refused");
 }
 
@@ -265,9 +228,7 @@ fn rollback_then_sequential_reexecution_reproduces_the_sequential_result() {
         "an all-parallel mixer reorders conflicting appends"
     );
     executor.rollback(BatchSeq(0)).unwrap();
-    let repaired = executor
-        .execute(BatchSeq(1), &requests, nondet(), ExecMode::Sequential)
-        .unwrap();
+    let repaired = run_sequential(&mut executor, 1, &requests).unwrap();
     assert_eq!(repaired, expected);
     assert_eq!(executor.stats().rollbacks, 1);
 }
