@@ -133,6 +133,12 @@ impl Verifier {
         self.committed
     }
 
+    /// The view this verifier entered last and the batch it starts after (`None` in view 0
+    /// before any view change).
+    pub fn view_start(&self) -> Option<(View, BatchSeq)> {
+        self.entered.map(|(view, start, _)| (view, start))
+    }
+
     /// Whether a view change is in progress.
     pub fn is_changing_view(&self) -> bool {
         self.changing.is_some()
