@@ -27,7 +27,7 @@ pub use client::{Client, ClientError, Completion};
 pub use exec_side::{
     CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
 };
-pub use message::{Batch, DecodeError, Message, Roots, StateReply};
+pub use message::{Batch, DecodeError, Lock, Message, RecoveryState, Roots, StateReply};
 pub use node::{Drops, NodeId, Output};
 pub use primary_backup::{PbCounters, PbReplica};
 pub use replica::{Replica, ReplicaCounters};

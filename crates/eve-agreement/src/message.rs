@@ -41,6 +41,30 @@ impl Roots {
     }
 }
 
+/// A verifier's lock: it sent `Commit` for `token` at batch `seq` in view `view`. A correct
+/// verifier holds at most one lock per `(view, seq)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Lock {
+    /// The view in which the lock was made (the batch's own view).
+    pub view: View,
+    /// The batch.
+    pub seq: BatchSeq,
+    /// The token.
+    pub token: Token,
+}
+
+/// A verifier's answer to [`Message::Recover`]: what it knows that a participant restarted
+/// without memory must not contradict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryState {
+    /// The highest view the verifier is in or has asked to move to.
+    pub view: View,
+    /// Its last committed batch and that batch's token.
+    pub committed: (BatchSeq, Token),
+    /// Its locks above `committed`, its own and those it learned when it recovered.
+    pub locked: Vec<Lock>,
+}
+
 /// A peer's answer to a [`Message::StateRequest`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StateReply {
@@ -136,8 +160,8 @@ pub enum Message {
         view: View,
         /// The sender's last committed batch and its token.
         committed: (BatchSeq, Token),
-        /// Tokens the sender sent `Commit` for above `committed`, in this view.
-        locked: Vec<(BatchSeq, Token)>,
+        /// The sender's locks above `committed`, each with the view it was made in.
+        locked: Vec<Lock>,
     },
     /// The leader of `view` to verifiers: the view starts after `start`.
     NewView {
@@ -161,6 +185,19 @@ pub enum Message {
     ChunkRequest(ChunkRequest),
     /// Peer to execution replica.
     Chunk(Chunk),
+    /// A replica or verifier that restarted without memory, to every verifier: tell me what
+    /// you know (the answer echoes `nonce`, so answers to an earlier incarnation do not count).
+    Recover {
+        /// Drawn afresh by the driver at each restart.
+        nonce: u64,
+    },
+    /// Verifier to a restarted participant.
+    RecoverReply {
+        /// The nonce of the `Recover` answered.
+        nonce: u64,
+        /// What the verifier knows.
+        state: Box<RecoveryState>,
+    },
     /// Primary-backup: primary to backup when there is nothing else to send.
     Heartbeat {
         /// The primary's view.
@@ -187,6 +224,8 @@ impl Message {
             Message::StateReply(_) => "state-reply",
             Message::ChunkRequest(_) => "chunk-request",
             Message::Chunk(_) => "chunk",
+            Message::Recover { .. } => "recover",
+            Message::RecoverReply { .. } => "recover-reply",
             Message::Heartbeat { .. } => "heartbeat",
         }
     }

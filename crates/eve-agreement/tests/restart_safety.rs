@@ -112,7 +112,8 @@ fn restarted_primary_schedule(k: u32, restart: impl FnOnce() -> Replica) -> Opti
 #[test]
 fn a_restarted_primary_does_not_reorder_a_committed_sequence_number() {
     for k in 0..8 {
-        let read = restarted_primary_schedule(k, || Replica::new(ReplicaId(0), config(1, 0)));
+        let read =
+            restarted_primary_schedule(k, || Replica::restart(ReplicaId(0), config(1, 0), 1));
         assert_eq!(
             read.as_deref(),
             Some("v5"),
@@ -175,7 +176,7 @@ fn restarted_verifier_schedule(restart: impl FnOnce() -> Verifier) -> Option<Str
 
 #[test]
 fn a_restarted_verifier_does_not_forget_its_votes() {
-    let read = restarted_verifier_schedule(|| Verifier::new(VerifierId(1), config(1, 0)));
+    let read = restarted_verifier_schedule(|| Verifier::restart(VerifierId(1), config(1, 0), 1));
     assert_eq!(
         read.as_deref(),
         Some("v5"),

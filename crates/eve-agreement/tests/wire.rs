@@ -1,6 +1,6 @@
 //! Messages on the wire: every message round-trips, and no input makes decoding panic.
 
-use eve_agreement::{Batch, DecodeError, Message, StateReply};
+use eve_agreement::{Batch, DecodeError, Lock, Message, RecoveryState, StateReply};
 use eve_exec::Token;
 use eve_types::limits::MESSAGE_SIZE_BYTES_MAX;
 use eve_types::{BatchSeq, ClientId, Digest, NonDet, Request, RequestNo, View};
@@ -29,12 +29,29 @@ fn samples() -> Vec<Message> {
             new_view: View(2),
             view: View(1),
             committed: (BatchSeq(3), Token(Digest::ZERO)),
-            locked: vec![(BatchSeq(4), Token(Digest([1; 32])))],
+            locked: vec![Lock {
+                view: View(2),
+                seq: BatchSeq(4),
+                token: Token(Digest([1; 32])),
+            }],
         },
         Message::StateReply(Box::new(StateReply::NotHeld {
             target: BatchSeq(9),
         })),
         Message::QueryCommitted,
+        Message::Recover { nonce: 77 },
+        Message::RecoverReply {
+            nonce: 77,
+            state: Box::new(RecoveryState {
+                view: View(3),
+                committed: (BatchSeq(5), Token(Digest([2; 32]))),
+                locked: vec![Lock {
+                    view: View(3),
+                    seq: BatchSeq(6),
+                    token: Token(Digest([3; 32])),
+                }],
+            }),
+        },
     ]
 }
 

@@ -371,8 +371,9 @@ impl Cluster {
         self.replicas[replica.0 as usize]
             .logic
             .report_to(&mut self.report);
+        let nonce = splitmix64(self.scenario.seed ^ (u64::from(replica.0) << 40) ^ incarnation);
         let node = &mut self.replicas[replica.0 as usize];
-        node.logic = Logic::restart(replica, &self.config);
+        node.logic = Logic::restart(replica, &self.config, nonce);
         node.exec = exec;
         node.up = true;
         node.incarnation = incarnation;

@@ -22,11 +22,11 @@ impl Logic {
         }
     }
 
-    /// A replica restarted with empty state.
-    pub fn restart(id: ReplicaId, config: &ValidConfig) -> Self {
+    /// A replica restarted with empty state; `nonce` differs from every earlier incarnation's.
+    pub fn restart(id: ReplicaId, config: &ValidConfig, nonce: u64) -> Self {
         match config.mode {
             ReplicationMode::PrimaryBackup => Logic::Pb(PbReplica::restart(id, config.clone())),
-            ReplicationMode::Eve { .. } => Logic::Eve(Replica::new(id, config.clone())),
+            ReplicationMode::Eve { .. } => Logic::Eve(Replica::restart(id, config.clone(), nonce)),
         }
     }
 

@@ -30,9 +30,10 @@ impl Replica {
             return;
         };
         slot.result = Some(Executed { token, replies });
+        // The token names the batch's own view: verifiers lock per (view, seq).
+        let view = slot.batch.view;
         self.roots.insert(seq, roots);
         self.counters.batches_executed += 1;
-        let view = self.view;
         self.send_verifiers(Message::Verify { view, seq, token });
         self.arm_progress(now);
         self.try_commit(now);
@@ -43,6 +44,8 @@ impl Replica {
     /// or the verifiers' answer may have been lost; verifiers that committed a batch answer a
     /// repeated token with `Verified`).
     pub(super) fn on_progress_timeout(&mut self, now: Time) {
+        self.ask_recovery();
+        self.decline_if_primary(now);
         if self.transfer.is_some() {
             return;
         }
@@ -50,13 +53,16 @@ impl Replica {
             self.catch_up(now);
             return;
         }
-        let view = self.view;
-        let executed: Vec<(BatchSeq, Token)> = self
+        let executed: Vec<(View, BatchSeq, Token)> = self
             .slots
             .iter()
-            .filter_map(|(seq, slot)| slot.result.as_ref().map(|r| (*seq, r.token)))
+            .filter_map(|(seq, slot)| {
+                slot.result
+                    .as_ref()
+                    .map(|r| (slot.batch.view, *seq, r.token))
+            })
             .collect();
-        for &(seq, token) in &executed {
+        for &(view, seq, token) in &executed {
             self.send_verifiers(Message::Verify { view, seq, token });
         }
         if executed.is_empty() {

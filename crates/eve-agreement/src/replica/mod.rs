@@ -7,6 +7,7 @@
 
 mod commit;
 mod ordering;
+mod recovery;
 mod transfer;
 mod view;
 
@@ -51,6 +52,22 @@ struct Transfer {
     waiting: bool,
 }
 
+/// In which views a replica may act as primary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum LeadFloor {
+    /// Any: a replica of a new cluster, which led nothing before.
+    Any,
+    /// None yet: a replica restarted without memory waits for a verifier quorum to tell it
+    /// the highest view it may have led (`nonce` tells fresh answers from old ones).
+    Recovering {
+        nonce: u64,
+        answers: BTreeMap<VerifierId, View>,
+    },
+    /// Only views above this one: it may have ordered batches in this view or below before it
+    /// lost its memory, and ordering again could give one sequence number two batches.
+    Above(View),
+}
+
 /// Counters of what a replica did, for reports and for checking that tests exercise the
 /// protocol.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +97,11 @@ pub struct ReplicaCounters {
     pub replies_sent: u64,
     /// Suspicions of the primary sent to verifiers.
     pub suspicions: u64,
+    /// Recoveries from a restart completed (a verifier quorum told the replica which views it
+    /// may have led).
+    pub recoveries: u64,
+    /// Views this replica was primary of but could not lead, having restarted in them.
+    pub views_declined: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }
@@ -90,6 +112,8 @@ pub struct Replica {
     config: ValidConfig,
     sizes: QuorumSizes,
     view: View,
+    /// In which views this replica may order batches.
+    lead_floor: LeadFloor,
     /// Whether this replica knows after which batch the current view starts (it learns a view
     /// without it when it hears the verifiers' ordinary votes before their announcement).
     view_started: bool,
@@ -131,8 +155,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica with empty state in view 0 (also how a replica restarts: it then catches up
-    /// by state transfer).
+    /// A replica of a new cluster: empty state, view 0.
     pub fn new(id: ReplicaId, config: ValidConfig) -> Self {
         let sizes = config.sizes();
         assert!(
@@ -145,6 +168,7 @@ impl Replica {
             config,
             sizes,
             view: View(0),
+            lead_floor: LeadFloor::Any,
             view_started: true,
             epoch: 0,
             committed: BatchSeq(0),
@@ -169,6 +193,24 @@ impl Replica {
             outputs: VecDeque::new(),
             counters: ReplicaCounters::default(),
         }
+    }
+
+    /// A replica that restarted without memory or state. It catches up by state transfer, and
+    /// orders nothing until a verifier quorum told it the highest view it may have led; it
+    /// never leads that view or an older one (`docs/PROTOCOL.md`, "Restarts"). `nonce` must
+    /// differ from every earlier incarnation's (the driver draws it).
+    pub fn restart(id: ReplicaId, config: ValidConfig, nonce: u64) -> Self {
+        let mut replica = Self::new(id, config);
+        replica.lead_floor = LeadFloor::Recovering {
+            nonce,
+            answers: BTreeMap::new(),
+        };
+        replica
+    }
+
+    /// Whether this replica still waits to learn which views it may lead after a restart.
+    pub fn is_recovering(&self) -> bool {
+        matches!(self.lead_floor, LeadFloor::Recovering { .. })
     }
 
     /// This replica.
@@ -288,6 +330,9 @@ impl Replica {
                 self.on_chunk_request(peer, request)
             }
             (NodeId::Replica(peer), Message::Chunk(chunk)) => self.on_chunk(peer, chunk),
+            (NodeId::Verifier(verifier), Message::RecoverReply { nonce, state }) => {
+                self.on_recover_reply(now, verifier, nonce, state.view)
+            }
             _ => self.counters.drops.count("unexpected-message"),
         }
     }

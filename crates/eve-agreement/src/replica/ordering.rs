@@ -73,10 +73,10 @@ impl Replica {
             self.batch_deadline = None;
             return;
         }
-        if self.transfer.is_some() || !self.view_started {
-            // A primary that is catching up, or that does not know after which batch its view
-            // starts, does not know where the order stands; its requests wait (and backups,
-            // seeing nothing ordered, suspect it). The batch timer restarts with ordering.
+        if self.transfer.is_some() || !self.view_started || !self.may_lead() {
+            // A primary that is catching up, that does not know after which batch its view
+            // starts, or that restarted in this view (see `recovery`), does not know where the
+            // order stands; its requests wait (and backups, seeing nothing ordered, suspect it). The batch timer restarts with ordering.
             self.batch_deadline = None;
             return;
         }
@@ -214,7 +214,7 @@ impl Replica {
         // Repeated at every overdue round, since a suspicion can be lost. This replica may
         // also have missed a view change: ask the verifiers where they stand.
         self.send_verifiers(Message::QueryCommitted);
-        if !self.is_primary() {
+        if !self.is_primary() || !self.may_lead() {
             self.counters.suspicions += 1;
             self.send_verifiers(Message::Suspect { view: self.view });
         }

@@ -39,6 +39,7 @@ impl Replica {
             self.start_transfer(now, start, token);
         }
         self.finish_view_change(now, start, reissue);
+        self.decline_if_primary(now);
     }
 
     /// Moves to a view learned from ordinary `Verified` votes, without its start. What was
@@ -59,6 +60,7 @@ impl Replica {
             }
         }
         self.arm_progress(now);
+        self.decline_if_primary(now);
     }
 
     /// Switches to `view` and returns the requests of the discarded batches, in order.
@@ -80,8 +82,13 @@ impl Replica {
     fn finish_view_change(&mut self, now: Time, start: BatchSeq, reissue: Vec<Request>) {
         let base = start.max(self.committed);
         self.slots.retain(|&s, _| s <= base);
-        self.agreed
-            .retain(|&s, _| s > base && self.transfer.as_ref().is_some_and(|t| t.target == s));
+        // Kept: the start's agreed token, which the start slot's execution must match before
+        // it commits, and the target of a transfer in progress.
+        let committed = self.committed;
+        self.agreed.retain(|&s, _| {
+            (s == start && s > committed)
+                || (s > base && self.transfer.as_ref().is_some_and(|t| t.target == s))
+        });
         self.votes.clear();
         self.far_votes = None;
         self.in_flight.clear();

@@ -84,6 +84,12 @@ impl Verifier {
             .map(|(t, n)| (*t, *n));
         let missing = n_exec - slot.tokens.len();
         match best {
+            Some((_, n)) if n >= token_quorum && !self.may_vote() => {
+                // Recovered from a restart: this verifier may have voted in this view before.
+                self.counters
+                    .drops
+                    .count("no-vote-in-a-view-voted-before-restart");
+            }
             Some((token, n)) if n >= token_quorum => {
                 let (view, two_rounds) = (self.view, self.config_r() > 0);
                 let slot = self.slots.get_mut(&seq).expect("exists");
@@ -124,12 +130,13 @@ impl Verifier {
             return;
         }
         let quorum = self.sizes.verifier_quorum;
+        let may_vote = self.may_vote();
         let Some(slot) = self.slot(seq) else {
             return;
         };
         let voters = slot.prepares.entry(token).or_default();
         voters.insert(from);
-        if voters.len() >= quorum && slot.sent_commit.is_none() {
+        if voters.len() >= quorum && slot.sent_commit.is_none() && may_vote {
             slot.sent_commit = Some(token);
             self.send_verifiers(Message::Commit { view, seq, token });
         }

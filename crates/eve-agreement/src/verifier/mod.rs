@@ -3,9 +3,10 @@
 //! quorum, when a batch does not commit in time, or when replicas suspect the primary.
 
 mod agreement;
+mod recovery;
 mod view_change;
 
-use crate::message::Message;
+use crate::message::{Lock, Message, RecoveryState};
 use crate::node::{Drops, NodeId, Output};
 use crate::time::Time;
 use eve_exec::Token;
@@ -43,7 +44,17 @@ struct Changing {
 struct ViewChangeVote {
     view: View,
     committed: (BatchSeq, Token),
-    locked: Vec<(BatchSeq, Token)>,
+    locked: Vec<Lock>,
+}
+
+/// A restart in progress: the verifier lost its memory and gathers what a quorum of its peers
+/// know before it takes part again.
+#[derive(Clone, Debug)]
+struct Recovery {
+    nonce: u64,
+    answers: BTreeMap<VerifierId, RecoveryState>,
+    /// When to ask again (answers get lost).
+    retry_at: Time,
 }
 
 /// Counters of what a verifier did.
@@ -59,6 +70,11 @@ pub struct VerifierCounters {
     pub view_changes_started: u64,
     /// Views entered.
     pub views_entered: u64,
+    /// Recoveries from a restart completed (state gathered from a quorum of peers).
+    pub recoveries: u64,
+    /// View changes whose quorum reported different tokens locked for one `(view, seq)`:
+    /// impossible among correct verifiers, so a sign of a fault beyond the model.
+    pub conflicting_locks: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }
@@ -85,12 +101,19 @@ pub struct Verifier {
     /// timer doubles with each, so that verifiers that started apart come together.
     failed_views: u32,
     suspects: BTreeMap<View, BTreeSet<ReplicaId>>,
+    /// Set while recovering from a restart: the verifier does nothing else.
+    recovery: Option<Recovery>,
+    /// After a recovery: the highest view the verifier may have voted in before it lost its
+    /// memory. It casts no `Prepare` or `Commit` in that view or below.
+    vote_floor: Option<View>,
+    /// Locks learned from peers when recovering, reported in view changes like its own.
+    learned: Vec<Lock>,
     outputs: VecDeque<Output>,
     counters: VerifierCounters,
 }
 
 impl Verifier {
-    /// A verifier in view 0 with nothing committed.
+    /// A verifier of a new cluster: view 0, nothing committed.
     pub fn new(id: VerifierId, config: ValidConfig) -> Self {
         let sizes = config.sizes();
         assert!(
@@ -113,9 +136,30 @@ impl Verifier {
             announced: None,
             failed_views: 0,
             suspects: BTreeMap::new(),
+            recovery: None,
+            vote_floor: None,
+            learned: Vec::new(),
             outputs: VecDeque::new(),
             counters: VerifierCounters::default(),
         }
+    }
+
+    /// A verifier that restarted without memory. It asks every peer what it knows and takes no
+    /// part in the protocol until a quorum of them answered (`docs/PROTOCOL.md`, "Restarts");
+    /// `nonce` must differ from every earlier incarnation's (the driver draws it).
+    pub fn restart(id: VerifierId, config: ValidConfig, nonce: u64) -> Self {
+        let mut verifier = Self::new(id, config);
+        verifier.recovery = Some(Recovery {
+            nonce,
+            answers: BTreeMap::new(),
+            retry_at: Time::ZERO,
+        });
+        verifier
+    }
+
+    /// Whether the verifier is still recovering from a restart.
+    pub fn is_recovering(&self) -> bool {
+        self.recovery.is_some()
     }
 
     /// This verifier.
@@ -176,6 +220,9 @@ impl Verifier {
 
     /// The earliest time at which [`handle_timeout`](Self::handle_timeout) has work.
     pub fn next_timeout(&self) -> Option<Time> {
+        if let Some(recovery) = &self.recovery {
+            return Some(recovery.retry_at);
+        }
         if let Some(changing) = &self.changing {
             return Some(changing.deadline);
         }
@@ -189,6 +236,9 @@ impl Verifier {
 
     /// Handles a message from `from`.
     pub fn handle_message(&mut self, now: Time, from: NodeId, msg: Message) {
+        if self.recovery.is_some() {
+            return self.handle_while_recovering(now, from, msg);
+        }
         match (from, msg) {
             (NodeId::Replica(r), Message::Verify { view, seq, token })
                 if (r.0 as usize) < self.sizes.n_exec =>
@@ -202,6 +252,11 @@ impl Verifier {
             }
             (NodeId::Replica(r), Message::QueryCommitted) if (r.0 as usize) < self.sizes.n_exec => {
                 self.tell_where_we_stand(r)
+            }
+            (NodeId::Replica(r), Message::Recover { nonce })
+                if (r.0 as usize) < self.sizes.n_exec =>
+            {
+                self.answer_recovery(NodeId::Replica(r), nonce)
             }
             (NodeId::Verifier(v), msg) if (v.0 as usize) < self.sizes.n_ver => match msg {
                 Message::Prepare { view, seq, token } => self.on_prepare(v, view, seq, token),
@@ -222,6 +277,10 @@ impl Verifier {
                     },
                 ),
                 Message::NewView { view, start, token } => self.on_new_view(v, view, start, token),
+                Message::Recover { nonce } => self.answer_recovery(NodeId::Verifier(v), nonce),
+                Message::RecoverReply { .. } => {
+                    self.counters.drops.count("recovery-answer-unasked")
+                }
                 _ => self.counters.drops.count("unexpected-message"),
             },
             _ => self.counters.drops.count("unknown-sender-or-message"),
@@ -230,6 +289,10 @@ impl Verifier {
 
     /// Handles the passing of time: commit and view-change timeouts.
     pub fn handle_timeout(&mut self, now: Time) {
+        if self.recovery.is_some() {
+            self.recovery_timeout(now);
+            return;
+        }
         if self.changing.is_some() {
             self.view_change_timeout(now);
             return;

@@ -1,11 +1,12 @@
 //! Changing view. A verifier that gives up on the current view sends `ViewChange` with its
-//! last committed batch and the tokens it is locked on (sent `Commit` for) above it. The
-//! leader of the new view (`view mod n_ver`) waits for a verifier quorum of them and announces
-//! `NewView`: the view starts after the highest batch that any of them committed or locked in
-//! the latest view any of them reached (a batch committed anywhere was locked by a commit
-//! quorum, which every view-change quorum meets; locks of older views were folded into the
-//! start of a later view, so they are superseded). Verifiers then tell execution replicas, which roll back to that batch and re-execute
-//! what follows, sequentially first.
+//! last committed batch and its locks (the tokens it sent `Commit` for) above it, each with the
+//! view it was made in. The leader of the new view (`view mod n_ver`) waits for a verifier
+//! quorum of them and announces `NewView`: the view starts after the highest committed batch
+//! reported, or after the highest lock of the highest view reported if that is higher (a
+//! batch committed anywhere was locked by a commit quorum, which every view-change quorum
+//! meets; locks of older views were folded into the start of a later view). Verifiers then
+//! tell execution replicas, which roll back to that batch and re-execute what follows,
+//! sequentially first.
 
 use super::{Changing, Verifier, ViewChangeVote};
 use crate::limits::{FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX};
@@ -38,11 +39,7 @@ impl Verifier {
             self.failed_views = self.failed_views.saturating_add(1);
         }
         self.counters.view_changes_started += 1;
-        let locked: Vec<(BatchSeq, Token)> = self
-            .slots
-            .iter()
-            .filter_map(|(seq, slot)| slot.sent_commit.map(|token| (*seq, token)))
-            .collect();
+        let locked = self.locks();
         let message = Message::ViewChange {
             new_view: target,
             view: self.view,
@@ -169,20 +166,34 @@ impl Verifier {
             .map(|v| v.committed)
             .max_by_key(|(seq, _)| *seq)
             .expect("a quorum is not empty");
-        // Locks count only if made in the latest view any voter reached: entering a view folds
-        // every possibly committed batch into its start, so older locks are superseded. The
-        // highest lock wins: a token quorum executed every batch up to it, in order.
-        let latest = votes.values().map(|v| v.view).max().expect("not empty");
-        let highest_lock = votes
-            .values()
-            .filter(|v| v.view == latest)
-            .flat_map(|v| v.locked.iter().copied())
-            .max();
-        if let Some((seq, locked)) = highest_lock
-            && seq > start
-        {
-            start = seq;
-            token = locked;
+        // The lock of the highest view wins, the highest batch within it (Viewstamped
+        // Replication's and PBFT's rule): a batch committed in view v was locked by a commit
+        // quorum, which meets this quorum, and every later view started at or above it, so the
+        // highest view's locks extend every committed batch. Never a choice by token bytes: a
+        // correct quorum holds one token per (view, seq), and two are a fault beyond the model.
+        let mut locks: std::collections::BTreeMap<
+            (View, BatchSeq),
+            std::collections::BTreeMap<Token, usize>,
+        > = Default::default();
+        for lock in votes.values().flat_map(|v| v.locked.iter()) {
+            *locks
+                .entry((lock.view, lock.seq))
+                .or_default()
+                .entry(lock.token)
+                .or_default() += 1;
+        }
+        if let Some(((_, seq), tokens)) = locks.into_iter().next_back() {
+            if tokens.len() > 1 {
+                self.counters.conflicting_locks += 1;
+            }
+            let (locked, _) = tokens
+                .into_iter()
+                .max_by_key(|(_, reporters)| *reporters)
+                .expect("a lock was reported");
+            if seq > start {
+                start = seq;
+                token = locked;
+            }
         }
         let msg = Message::NewView { view, start, token };
         self.announced = Some(msg.clone());
@@ -215,6 +226,7 @@ impl Verifier {
         }
         self.entered = Some((view, self.committed, self.committed_token));
         self.slots.clear();
+        self.learned.clear();
         self.view_change_votes.retain(|&v, _| v > view);
         self.suspects.retain(|&v, _| v >= view);
         self.counters.views_entered += 1;
