@@ -7,7 +7,7 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use eve_sim::{RunReport, Scenario, Summary, run_scenario, run_seed, run_seed_with_log};
+use eve_sim::{RunReport, Scenario, Summary, run_scenario_caught, run_scenario_with_log};
 use eve_types::{ClusterConfig, ReplicationMode};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
@@ -30,7 +30,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "LINES", requires = "seed")]
     log: Option<usize>,
     /// Run every seed in one configuration instead of cycling through the standard four:
-    /// `U,R` for Eve (e.g. `2,2`) or `pb` for primary-backup
+    /// `U,R` for Eve (e.g. `2,2`) or `pb` for primary-backup (with --seed: the configuration
+    /// that seed is replayed in)
     #[arg(long, value_parser = parse_mode)]
     mode: Option<ReplicationMode>,
     /// Threads running seeds at once [default: every core]
@@ -40,11 +41,15 @@ pub struct SimArgs {
 
 /// Runs the simulation command.
 pub fn run(args: &SimArgs) -> Result<()> {
+    let scenario = |seed: u64| match args.mode {
+        Some(mode) => Scenario::from_seed_with_mode(seed, mode),
+        None => Scenario::from_seed(seed),
+    };
     if let Some(seed) = args.seed {
         let report = if args.log.is_some() {
-            run_seed_with_log(seed)
+            run_scenario_with_log(scenario(seed))
         } else {
-            run_seed(seed)
+            run_scenario_caught(scenario(seed))
         };
         if let Some(lines) = args.log {
             for line in report
@@ -83,10 +88,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
                         break;
                     }
                     let seed = args.start + i;
-                    let report = match args.mode {
-                        Some(mode) => run_scenario(Scenario::from_seed_with_mode(seed, mode)),
-                        None => run_seed(seed),
-                    };
+                    let report = run_scenario_caught(scenario(seed));
                     summary.lock().expect("no panic holds it").add(&report);
                     if !report.passed() {
                         bar.set_message(format!("FAILED seed {}", report.seed));

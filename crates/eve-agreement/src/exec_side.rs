@@ -212,6 +212,7 @@ struct Import {
 pub struct ReplicaExecutor<A: Application> {
     executor: Executor<A>,
     import: Option<Import>,
+    chunk_bytes: usize,
 }
 
 impl<A: Application> ReplicaExecutor<A> {
@@ -220,7 +221,15 @@ impl<A: Application> ReplicaExecutor<A> {
         Self {
             executor,
             import: None,
+            chunk_bytes: CHUNK_BYTES,
         }
+    }
+
+    /// Asks for chunks of at most `bytes` (clamped to `1..=CHUNK_BYTES`) in full transfers:
+    /// smaller chunks mean more round trips, each within the message limit.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes.clamp(1, CHUNK_BYTES);
+        self
     }
 
     /// The executor, for inspection.
@@ -407,7 +416,7 @@ impl<A: Application> ReplicaExecutor<A> {
     /// Asks for the next chunk, or applies the finished transfer.
     fn continue_import(&mut self) -> Vec<ExecEvent> {
         let current = self.import.as_ref().expect("an import is in progress");
-        if let Some(request) = current.import.next_request(CHUNK_BYTES) {
+        if let Some(request) = current.import.next_request(self.chunk_bytes) {
             return vec![ExecEvent::Send {
                 to: NodeId::Replica(current.peer),
                 msg: Message::ChunkRequest(request),

@@ -6,7 +6,7 @@ use crate::checks::Checks;
 use crate::logic::Logic;
 use crate::network::Network;
 use crate::report::RunReport;
-use crate::scenario::{Byzantine, Scenario};
+use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
 use bytes::Bytes;
 use eve_agreement::{
@@ -26,6 +26,29 @@ pub const EVENTS_MAX: u64 = 5_000_000;
 /// Simulated time to execute one batch: a fixed cost plus a cost per request, in microseconds.
 const EXEC_COST_US: u64 = 30;
 const EXEC_COST_PER_REQUEST_US: u64 = 5;
+/// Simulated time to import one object of a state-transfer chunk, in microseconds.
+const IMPORT_COST_PER_OBJECT_US: u64 = 2;
+/// The chunk size the simulated replicas ask for: small, so large states take many chunks.
+const SIM_CHUNK_BYTES: usize = 64 * 1024;
+/// Fault windows last this long at least and at most, in milliseconds; gaps between them are
+/// up to `WINDOW_GAP_MS_MAX`.
+const WINDOW_MS_MIN: u64 = 100;
+const WINDOW_MS_MAX: u64 = 1_200;
+const WINDOW_GAP_MS_MAX: u64 = 600;
+
+/// Who a fault slot strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Replica,
+    Verifier,
+}
+
+/// A fault slot: its role and the window in progress (its kind and the node struck).
+#[derive(Clone, Debug)]
+struct FaultSlot {
+    role: Role,
+    active: Option<(FaultKind, NodeId)>,
+}
 
 /// Something that happens at a simulated time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +57,7 @@ enum Event {
         from: NodeId,
         to: NodeId,
         msg: Message,
+        sent: Time,
     },
     Timer {
         node: NodeId,
@@ -55,13 +79,13 @@ enum Event {
     CrashVerifier {
         verifier: VerifierId,
     },
-    Isolate {
-        replica: ReplicaId,
+    FaultStart {
+        slot: usize,
+        kind: FaultKind,
     },
-    CutOutgoing {
-        replica: ReplicaId,
+    FaultEnd {
+        slot: usize,
     },
-    HealPartitions,
     Heal,
 }
 
@@ -100,6 +124,9 @@ struct ReplicaNode {
 struct VerifierNode {
     logic: Verifier,
     up: bool,
+    /// Crashed for good: never restarted.
+    dead: bool,
+    incarnation: u64,
 }
 
 struct ClientNode {
@@ -123,6 +150,7 @@ pub struct Cluster {
     verifiers: Vec<VerifierNode>,
     clients: Vec<ClientNode>,
     network: Network,
+    slots: Vec<FaultSlot>,
     rng: SplitMix64,
     checks: Checks,
     report: RunReport,
@@ -143,7 +171,7 @@ impl Cluster {
             .expect("scenarios hold valid configurations");
         let sizes = config.sizes();
         let seed = scenario.seed;
-        let byzantine_replica = ReplicaId(1 % sizes.n_exec as u32);
+        let byzantine_replica = ReplicaId(scenario.faults.byzantine_replica % sizes.n_exec as u32);
         let replicas = (0..sizes.n_exec as u32)
             .map(|i| {
                 let id = ReplicaId(i);
@@ -164,6 +192,8 @@ impl Cluster {
             .map(|i| VerifierNode {
                 logic: Verifier::new(VerifierId(i), config.clone()),
                 up: true,
+                dead: false,
+                incarnation: 0,
             })
             .collect();
         let clients = (0..scenario.clients)
@@ -187,6 +217,7 @@ impl Cluster {
             verifiers,
             clients,
             network,
+            slots: Vec::new(),
             rng: SplitMix64::new(splitmix64(seed ^ 0xfa17)),
             checks: Checks::default(),
             report,
@@ -219,17 +250,29 @@ impl Cluster {
             let at = during(&mut self.rng);
             self.schedule(at, Event::CrashVerifier { verifier });
         }
-        if faults.partition || faults.one_way {
-            let replica = ReplicaId(self.rng.below(n_exec) as u32);
-            let at = during(&mut self.rng);
-            let event = if faults.partition {
-                Event::Isolate { replica }
-            } else {
-                Event::CutOutgoing { replica }
-            };
-            self.schedule(at, event);
-            let end = Time(at.0 + self.rng.below(heal.0.saturating_sub(at.0).max(1)));
-            self.schedule(end, Event::HealPartitions);
+        let roles = std::iter::repeat_n(Role::Replica, faults.replica_slots as usize).chain(
+            std::iter::repeat_n(Role::Verifier, faults.verifier_slots as usize),
+        );
+        for role in roles {
+            let slot = self.slots.len();
+            self.slots.push(FaultSlot { role, active: None });
+            let mut at = Time::ZERO.plus_ms(self.rng.below(WINDOW_GAP_MS_MAX));
+            for _ in 0..faults.windows_per_slot {
+                if at >= heal {
+                    break;
+                }
+                let kind = match (role, self.rng.below(4)) {
+                    (_, 0 | 1) => FaultKind::CrashRestart,
+                    (Role::Verifier, _) | (_, 2) => FaultKind::Isolate,
+                    _ if self.rng.below(2) == 0 => FaultKind::CutOutgoing,
+                    _ => FaultKind::CutIncoming,
+                };
+                self.schedule(at, Event::FaultStart { slot, kind });
+                let length = WINDOW_MS_MIN + self.rng.below(WINDOW_MS_MAX - WINDOW_MS_MIN);
+                let end = at.plus_ms(length).min(heal);
+                self.schedule(end, Event::FaultEnd { slot });
+                at = end.plus_ms(1 + self.rng.below(WINDOW_GAP_MS_MAX));
+            }
         }
         self.schedule(heal, Event::Heal);
     }
@@ -294,7 +337,9 @@ impl Cluster {
     fn trace_event(&mut self, event: &Event) {
         self.trace.update(&self.now.0.to_le_bytes());
         let line = match event {
-            Event::Deliver { from, to, msg } => format!("d{from:?}>{to:?}:{}", msg.kind()),
+            Event::Deliver { from, to, msg, .. } => {
+                format!("d{from:?}>{to:?}:{}", msg.kind())
+            }
             Event::Exec {
                 replica, events, ..
             } => format!("x{replica}:{}", events.len()),
@@ -308,7 +353,17 @@ impl Cluster {
 
     fn process(&mut self, event: Event) {
         match event {
-            Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Event::Deliver {
+                from,
+                to,
+                msg,
+                sent,
+            } => {
+                if self.now.0 - sent.0 > self.config.verify_timeout_ms * 1000 {
+                    self.report.counts.late_deliveries += 1;
+                }
+                self.deliver(from, to, msg)
+            }
             Event::Timer { node } => self.timer(node),
             Event::Exec {
                 replica,
@@ -331,21 +386,17 @@ impl Cluster {
             }
             Event::Restart { replica } => self.restart(replica),
             Event::CrashVerifier { verifier } => {
-                self.verifiers[verifier.0 as usize].up = false;
+                let node = &mut self.verifiers[verifier.0 as usize];
+                node.up = false;
+                node.dead = true;
                 self.report.counts.crashes += 1;
             }
-            Event::Isolate { replica } => {
-                let all = self.all_nodes();
-                self.network.partition(&[NodeId::Replica(replica)], &all);
-                self.report.counts.partitions += 1;
-            }
-            Event::CutOutgoing { replica } => {
-                let all = self.all_nodes();
-                self.network.cut_one_way(&[NodeId::Replica(replica)], &all);
-                self.report.counts.partitions += 1;
-            }
-            Event::HealPartitions => self.network.heal_partitions(),
+            Event::FaultStart { slot, kind } => self.fault_start(slot, kind),
+            Event::FaultEnd { slot } => self.fault_end(slot),
             Event::Heal => {
+                for slot in 0..self.slots.len() {
+                    self.fault_end(slot);
+                }
                 self.network.heal();
                 for i in 0..self.replicas.len() {
                     if !self.replicas[i].up {
@@ -354,6 +405,123 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Starts a fault window of `slot`: picks its node (often the primary, or the leader of
+    /// the next view), never one that another slot holds or a fixed faulty replica.
+    fn fault_start(&mut self, slot: usize, kind: FaultKind) {
+        if self.slots[slot].active.is_some() {
+            return;
+        }
+        let held: Vec<NodeId> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.active.map(|(_, node)| node))
+            .collect();
+        if !held.is_empty() {
+            self.report.counts.overlapping_faults += 1;
+        }
+        let fixed_faulty = |id: u32, node: &ReplicaNode, scenario: &Scenario| {
+            node.byzantine.is_some()
+                || (id == 0
+                    && (scenario.faults.corrupt_ppm > 0 || scenario.faults.missed_conflict_ppm > 0))
+        };
+        let (candidates, preferred): (Vec<NodeId>, Option<NodeId>) = match self.slots[slot].role {
+            Role::Replica => {
+                let view = self.replicas.iter().map(|r| r.logic.view()).max();
+                let n = self.replicas.len() as u64;
+                let primary = view.map(|v| NodeId::Replica(ReplicaId((v.0 % n) as u32)));
+                let candidates = (0..self.replicas.len() as u32)
+                    .filter(|&i| {
+                        let node = &self.replicas[i as usize];
+                        node.up && !fixed_faulty(i, node, &self.scenario)
+                    })
+                    .map(|i| NodeId::Replica(ReplicaId(i)))
+                    .collect();
+                (candidates, primary)
+            }
+            Role::Verifier => {
+                let view = self.verifiers.iter().map(|v| v.logic.view()).max();
+                let n = self.verifiers.len() as u64;
+                let leader = view.map(|v| NodeId::Verifier(VerifierId(((v.0 + 1) % n) as u32)));
+                let candidates = (0..self.verifiers.len() as u32)
+                    .filter(|&i| self.verifiers[i as usize].up)
+                    .map(|i| NodeId::Verifier(VerifierId(i)))
+                    .collect();
+                (candidates, leader)
+            }
+        };
+        let candidates: Vec<NodeId> = candidates
+            .into_iter()
+            .filter(|c| !held.contains(c))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let target = match preferred {
+            Some(p) if candidates.contains(&p) && self.rng.below(2) == 0 => p,
+            _ => candidates[self.rng.below(candidates.len() as u64) as usize],
+        };
+        self.slots[slot].active = Some((kind, target));
+        let all = self.all_nodes();
+        match kind {
+            FaultKind::CrashRestart => {
+                self.report.counts.crashes += 1;
+                match target {
+                    NodeId::Replica(id) => self.replicas[id.0 as usize].up = false,
+                    NodeId::Verifier(id) => self.verifiers[id.0 as usize].up = false,
+                    NodeId::Client(_) => unreachable!("slots strike replicas and verifiers"),
+                }
+            }
+            FaultKind::Isolate => {
+                self.report.counts.partitions += 1;
+                self.network.partition(&[target], &all);
+            }
+            FaultKind::CutOutgoing => {
+                self.report.counts.partitions += 1;
+                self.network.cut_one_way(&[target], &all);
+            }
+            FaultKind::CutIncoming => {
+                self.report.counts.partitions += 1;
+                self.network.cut_one_way(&all, &[target]);
+            }
+        }
+    }
+
+    /// Ends the window of `slot`: restarts the node it crashed (with empty memory), or
+    /// removes its cuts.
+    fn fault_end(&mut self, slot: usize) {
+        let Some((kind, target)) = self.slots[slot].active.take() else {
+            return;
+        };
+        let all = self.all_nodes();
+        match (kind, target) {
+            (FaultKind::CrashRestart, NodeId::Replica(id)) => self.restart(id),
+            (FaultKind::CrashRestart, NodeId::Verifier(id)) => self.restart_verifier(id),
+            (FaultKind::CrashRestart, NodeId::Client(_)) => {}
+            (FaultKind::Isolate, _) => {
+                self.network.restore_one_way(&[target], &all);
+                self.network.restore_one_way(&all, &[target]);
+            }
+            (FaultKind::CutOutgoing, _) => self.network.restore_one_way(&[target], &all),
+            (FaultKind::CutIncoming, _) => self.network.restore_one_way(&all, &[target]),
+        }
+    }
+
+    /// Restarts a verifier with empty memory: it recovers from its peers before it votes.
+    fn restart_verifier(&mut self, id: VerifierId) {
+        let node = &mut self.verifiers[id.0 as usize];
+        if node.dead || node.up {
+            return;
+        }
+        node.incarnation += 1;
+        let nonce =
+            splitmix64(self.scenario.seed ^ 0x7e51 ^ (u64::from(id.0) << 40) ^ node.incarnation);
+        self.report.add_verifier(node.logic.counters());
+        node.logic = Verifier::restart(id, self.config.clone(), nonce);
+        node.up = true;
+        self.report.counts.verifier_restarts += 1;
+        self.drain(NodeId::Verifier(id));
     }
 
     fn all_nodes(&self) -> Vec<NodeId> {
@@ -493,8 +661,14 @@ impl Cluster {
 
     fn execute(&mut self, id: ReplicaId, command: eve_agreement::ExecCommand) {
         let node = &mut self.replicas[id.0 as usize];
-        let requests = match &command {
-            eve_agreement::ExecCommand::Execute { batch, .. } => batch.requests.len() as u64,
+        let cost_us = match &command {
+            eve_agreement::ExecCommand::Execute { batch, .. } => {
+                EXEC_COST_PER_REQUEST_US * batch.requests.len() as u64
+            }
+            eve_agreement::ExecCommand::ImportChunk { chunk, .. } => {
+                let objects: usize = chunk.parts.iter().map(|p| p.objects.len()).sum();
+                IMPORT_COST_PER_OBJECT_US * objects as u64
+            }
             _ => 0,
         };
         let events = node.exec.apply(command);
@@ -502,7 +676,7 @@ impl Cluster {
             return;
         }
         let start = node.busy_until.max(self.now);
-        let done = start.plus_us(EXEC_COST_US + EXEC_COST_PER_REQUEST_US * requests);
+        let done = start.plus_us(EXEC_COST_US + cost_us);
         node.busy_until = done;
         let incarnation = node.incarnation;
         let mut exec_events = Vec::new();
@@ -534,13 +708,15 @@ impl Cluster {
                 {
                     self.checks.released(id, reply, &mut self.report);
                 }
+                let n = self.replicas.len() as u32;
                 match byzantine {
-                    Some(kind) => tamper(kind, to, msg, &mut self.rng),
+                    Some(kind) => tamper(kind, id, n, to, msg, &mut self.rng),
                     None => msg,
                 }
             }
             _ => msg,
         };
+        let sent = self.now;
         for at in self.network.deliveries(self.now, from, to) {
             self.schedule(
                 at,
@@ -548,6 +724,7 @@ impl Cluster {
                     from,
                     to,
                     msg: msg.clone(),
+                    sent,
                 },
             );
         }
@@ -608,6 +785,9 @@ impl Cluster {
         self.checks.check_history(&mut self.report);
         for node in &self.replicas {
             node.logic.report_to(&mut self.report);
+            if node.byzantine.is_some() && node.logic.batches_ordered() > 0 {
+                self.report.counts.byzantine_primaries = 1;
+            }
         }
         for node in &self.verifiers {
             self.report.add_verifier(node.logic.counters());
@@ -673,13 +853,35 @@ fn new_executor(
     } else {
         SimApp::correct()
     };
-    let state = StateStore::new(StateConfig::from_cluster(config));
+    let state_config = StateConfig::from_cluster(config);
+    // Replicas start with the scenario's objects; a restarted one starts empty.
+    let state = if faults.state_objects > 0 && incarnation == 0 {
+        let objects = (0..faults.state_objects).map(|i| {
+            (
+                Bytes::from(format!("object-{i:08}")),
+                Bytes::from(format!("initial value {i}")),
+            )
+        });
+        StateStore::with_objects(state_config, objects).expect("scenario objects fit the state")
+    } else {
+        StateStore::new(state_config)
+    };
     let executor = Executor::new(app, state, mixer, Box::new(SeededRunner::new(seed)));
-    ReplicaExecutor::new(executor)
+    ReplicaExecutor::new(executor).with_chunk_bytes(SIM_CHUNK_BYTES)
 }
 
 /// What a Byzantine replica sends instead of `msg`.
-fn tamper(kind: Byzantine, to: NodeId, msg: Message, rng: &mut SplitMix64) -> Message {
+fn tamper(
+    kind: Byzantine,
+    me: ReplicaId,
+    n_exec: u32,
+    to: NodeId,
+    msg: Message,
+    rng: &mut SplitMix64,
+) -> Message {
+    // An equivocating primary sends the altered batch to the next replica only, so correct
+    // replicas split between the two batches.
+    let split = NodeId::Replica(ReplicaId((me.0 + 1) % n_exec));
     match (kind, msg) {
         (Byzantine::WrongTokens, Message::Verify { view, seq, .. }) => Message::Verify {
             view,
@@ -715,8 +917,7 @@ fn tamper(kind: Byzantine, to: NodeId, msg: Message, rng: &mut SplitMix64) -> Me
             }
             Message::Chunk(chunk)
         }
-        (Byzantine::Equivocate, Message::ExecuteBatch(mut batch)) if matches!(to, NodeId::Replica(r) if r.0 % 2 == 0) =>
-        {
+        (Byzantine::Equivocate, Message::ExecuteBatch(mut batch)) if to == split => {
             // A different batch: the last request left out.
             batch.requests.pop();
             Message::ExecuteBatch(batch)

@@ -70,6 +70,22 @@ impl Logic {
         }
     }
 
+    /// The replica's view.
+    pub fn view(&self) -> eve_types::View {
+        match self {
+            Logic::Eve(r) => r.view(),
+            Logic::Pb(r) => r.view(),
+        }
+    }
+
+    /// Batches this replica ordered as primary.
+    pub fn batches_ordered(&self) -> u64 {
+        match self {
+            Logic::Eve(r) => r.counters().batches_ordered,
+            Logic::Pb(r) => r.counters().batches_ordered,
+        }
+    }
+
     /// The last committed batch.
     pub fn committed(&self) -> BatchSeq {
         match self {

@@ -3,7 +3,7 @@
 
 use eve_agreement::{NodeId, Time};
 use eve_types::SplitMix64;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 /// How the network misbehaves while faults are on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +16,11 @@ pub struct NetworkFaults {
     pub delay_us_min: u64,
     /// Longest delay, in microseconds; delays are drawn uniformly, so messages reorder.
     pub delay_us_max: u64,
+    /// Messages held far longer, past every timeout, in parts per million: old views'
+    /// batches, votes and announcements arrive views later.
+    pub late_ppm: u32,
+    /// The longest such hold, in milliseconds (holds are drawn from 100 ms up to it).
+    pub late_ms_max: u64,
 }
 
 impl NetworkFaults {
@@ -26,9 +31,14 @@ impl NetworkFaults {
             duplicate_ppm: 0,
             delay_us_min: 50,
             delay_us_max: 200,
+            late_ppm: 0,
+            late_ms_max: 0,
         }
     }
 }
+
+/// Shortest hold of a late message, in milliseconds.
+const LATE_MS_MIN: u64 = 100;
 
 /// The network between the simulated nodes.
 #[derive(Clone, Debug)]
@@ -36,8 +46,9 @@ pub struct Network {
     faults: NetworkFaults,
     /// While `false`, the network is reliable (after the faults heal).
     faulty: bool,
-    /// Directed links that deliver nothing: `(from, to)`.
-    cut: BTreeSet<(NodeId, NodeId)>,
+    /// Directed links that deliver nothing: `(from, to)`, with how many cuts hold each (fault
+    /// windows overlap, and each removes only its own).
+    cut: BTreeMap<(NodeId, NodeId), u32>,
     rng: SplitMix64,
 }
 
@@ -47,7 +58,7 @@ impl Network {
         Self {
             faults,
             faulty: true,
-            cut: BTreeSet::new(),
+            cut: BTreeMap::new(),
             rng: SplitMix64::new(seed),
         }
     }
@@ -57,7 +68,7 @@ impl Network {
         if from == to {
             return vec![now];
         }
-        if self.cut.contains(&(from, to)) {
+        if self.cut.contains_key(&(from, to)) {
             return Vec::new();
         }
         let reliable = NetworkFaults::reliable();
@@ -72,25 +83,43 @@ impl Network {
         };
         let span = faults.delay_us_max.saturating_sub(faults.delay_us_min) + 1;
         (0..copies)
-            .map(|_| now.plus_us(faults.delay_us_min + self.rng.below(span)))
+            .map(|_| {
+                if faults.late_ppm > 0 && self.rng.chance_ppm(faults.late_ppm) {
+                    let span_ms = faults.late_ms_max.saturating_sub(LATE_MS_MIN) + 1;
+                    now.plus_ms(LATE_MS_MIN + self.rng.below(span_ms))
+                } else {
+                    now.plus_us(faults.delay_us_min + self.rng.below(span))
+                }
+            })
             .collect()
     }
 
     /// Cuts every link between the two groups, both ways.
     pub fn partition(&mut self, a: &[NodeId], b: &[NodeId]) {
-        for &x in a {
-            for &y in b {
-                self.cut.insert((x, y));
-                self.cut.insert((y, x));
-            }
-        }
+        self.cut_one_way(a, b);
+        self.cut_one_way(b, a);
     }
 
     /// Cuts the links from `from` to `to` only.
     pub fn cut_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
         for &x in from {
             for &y in to {
-                self.cut.insert((x, y));
+                *self.cut.entry((x, y)).or_default() += 1;
+            }
+        }
+    }
+
+    /// Removes one cut of the links from `from` to `to` (a link stays cut while another cut
+    /// holds it).
+    pub fn restore_one_way(&mut self, from: &[NodeId], to: &[NodeId]) {
+        for &x in from {
+            for &y in to {
+                if let Some(n) = self.cut.get_mut(&(x, y)) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.cut.remove(&(x, y));
+                    }
+                }
             }
         }
     }
@@ -128,6 +157,23 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_cuts_are_removed_one_at_a_time() {
+        let mut net = Network::new(NetworkFaults::reliable(), 1);
+        net.partition(&[r(0)], &[r(1)]);
+        net.cut_one_way(&[r(0)], &[r(1)]);
+        net.restore_one_way(&[r(0)], &[r(1)]);
+        assert!(
+            net.deliveries(Time(0), r(0), r(1)).is_empty(),
+            "one cut still holds"
+        );
+        assert_eq!(net.deliveries(Time(0), r(1), r(0)).len(), 0);
+        net.restore_one_way(&[r(0)], &[r(1)]);
+        net.restore_one_way(&[r(1)], &[r(0)]);
+        assert_eq!(net.deliveries(Time(0), r(0), r(1)).len(), 1);
+        assert_eq!(net.deliveries(Time(0), r(1), r(0)).len(), 1);
+    }
+
+    #[test]
     fn a_one_way_cut_delivers_the_other_way() {
         let mut net = Network::new(NetworkFaults::reliable(), 1);
         net.cut_one_way(&[r(0)], &[r(1)]);
@@ -142,11 +188,20 @@ mod tests {
             duplicate_ppm: 500_000,
             delay_us_min: 10,
             delay_us_max: 20,
+            late_ppm: 100_000,
+            late_ms_max: 200,
         };
         let mut net = Network::new(faults, 9);
-        let counts: Vec<usize> = (0..1000)
-            .map(|_| net.deliveries(Time(0), r(0), r(1)).len())
+        let deliveries: Vec<Vec<Time>> = (0..1000)
+            .map(|_| net.deliveries(Time(0), r(0), r(1)))
             .collect();
+        let counts: Vec<usize> = deliveries.iter().map(Vec::len).collect();
+        let late = deliveries
+            .iter()
+            .flatten()
+            .filter(|t| **t >= Time(100_000))
+            .count();
+        assert!(late > 0 && late < 200, "about 10% held past 100 ms: {late}");
         assert!(counts.contains(&0) && counts.contains(&1) && counts.contains(&2));
         assert!(
             net.deliveries(Time(5), r(0), r(0)) == vec![Time(5)],

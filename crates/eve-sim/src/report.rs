@@ -34,6 +34,18 @@ pub struct Exercised {
     pub partitions: u64,
     /// Messages dropped by the protocol logic (malformed, stale, unexpected).
     pub messages_dropped: u64,
+    /// Node faults that started while another was in progress.
+    pub overlapping_faults: u64,
+    /// Messages delivered later than the verification timeout after they were sent.
+    pub late_deliveries: u64,
+    /// Verifiers restarted with empty memory.
+    pub verifier_restarts: u64,
+    /// Recoveries completed by restarted verifiers (state gathered from a quorum of peers).
+    pub verifier_recoveries: u64,
+    /// State transfers that completed more than a verification timeout after they started.
+    pub transfers_past_timeout: u64,
+    /// Runs in which a Byzantine replica ordered batches as primary.
+    pub byzantine_primaries: u64,
 }
 
 impl Exercised {
@@ -53,6 +65,12 @@ impl Exercised {
         self.restarts += other.restarts;
         self.partitions += other.partitions;
         self.messages_dropped += other.messages_dropped;
+        self.overlapping_faults += other.overlapping_faults;
+        self.late_deliveries += other.late_deliveries;
+        self.verifier_restarts += other.verifier_restarts;
+        self.verifier_recoveries += other.verifier_recoveries;
+        self.transfers_past_timeout += other.transfers_past_timeout;
+        self.byzantine_primaries += other.byzantine_primaries;
     }
 }
 
@@ -63,6 +81,8 @@ pub struct RunReport {
     pub seed: u64,
     /// What the run was.
     pub description: String,
+    /// The configuration, as `cargo xtask sim --mode` takes it (`U,R` or `pb`).
+    pub mode: String,
     /// Invariants broken, in the order found; empty for a passing run.
     pub violations: Vec<String>,
     /// What the run exercised.
@@ -89,6 +109,10 @@ impl RunReport {
         Self {
             seed: scenario.seed,
             description: scenario.describe(),
+            mode: match scenario.cluster.mode {
+                eve_types::ReplicationMode::Eve { u, r } => format!("{u},{r}"),
+                eve_types::ReplicationMode::PrimaryBackup => "pb".to_string(),
+            },
             ..Self::default()
         }
     }
@@ -113,6 +137,7 @@ impl RunReport {
         self.counts.rollbacks += c.rollbacks;
         self.counts.sequential_executions += c.sequential_executions;
         self.counts.view_changes += c.view_changes;
+        self.counts.transfers_past_timeout += c.transfers_past_timeout;
         self.add_drops(&c.drops);
     }
 
@@ -130,6 +155,7 @@ impl RunReport {
     /// Adds a verifier's counters.
     pub fn add_verifier(&mut self, c: &VerifierCounters) {
         self.counts.no_quorum += c.no_quorum;
+        self.counts.verifier_recoveries += c.recoveries;
         self.add_drops(&c.drops);
     }
 
@@ -148,8 +174,8 @@ impl RunReport {
             .collect()
     }
 
-    /// The command that replays this run.
+    /// The command that replays this run exactly, configuration included.
     pub fn replay_command(&self) -> String {
-        format!("cargo xtask sim --seed {}", self.seed)
+        format!("cargo xtask sim --seed {} --mode {}", self.seed, self.mode)
     }
 }

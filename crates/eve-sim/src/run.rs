@@ -14,6 +14,30 @@ pub fn run_seed_with_log(seed: u64) -> RunReport {
     Cluster::new(Scenario::from_seed(seed)).with_log().run()
 }
 
+/// Runs a scenario, keeping a line per event in the report's `log`.
+pub fn run_scenario_with_log(scenario: Scenario) -> RunReport {
+    Cluster::new(scenario).with_log().run()
+}
+
+/// Runs a scenario; a panic inside the run becomes that run's violation, named with its
+/// seed, instead of ending the whole seed set.
+pub fn run_scenario_caught(scenario: Scenario) -> RunReport {
+    let blank = RunReport::new(&scenario);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_scenario(scenario))) {
+        Ok(report) => report,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            let mut report = blank;
+            report.violation(format!("panicked: {what}"));
+            report
+        }
+    }
+}
+
 /// Runs a scenario.
 pub fn run_scenario(scenario: Scenario) -> RunReport {
     Cluster::new(scenario).run()
@@ -42,7 +66,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 7] {
+    pub fn exercised(&self) -> [(&'static str, u64); 13] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -54,6 +78,18 @@ impl Summary {
             ),
             ("view changes", self.counts.view_changes),
             ("restarts", self.counts.restarts),
+            ("overlapping faults", self.counts.overlapping_faults),
+            (
+                "late deliveries (past a timeout)",
+                self.counts.late_deliveries,
+            ),
+            ("verifier restarts", self.counts.verifier_restarts),
+            ("verifier recoveries", self.counts.verifier_recoveries),
+            (
+                "transfers that outlasted a timeout",
+                self.counts.transfers_past_timeout,
+            ),
+            ("Byzantine primaries", self.counts.byzantine_primaries),
         ]
     }
 

@@ -15,20 +15,40 @@ pub enum Byzantine {
     Equivocate,
 }
 
+/// What a fault window does to the node it strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Crash, then restart with empty memory and state at the window's end.
+    CrashRestart,
+    /// Cut every link to and from the node.
+    Isolate,
+    /// Cut the node's outgoing links only.
+    CutOutgoing,
+    /// Cut the node's incoming links only.
+    CutIncoming,
+}
+
 /// The faults of a run. Faults happen before `heal_ms`; then the network heals, crashed
-/// replicas restart, and every pending request must complete within `liveness_ms`.
+/// nodes restart, and every pending request must complete within `liveness_ms`.
+///
+/// Node faults come in *slots*: each slot strikes `windows_per_slot` windows one after
+/// another, each window a [`FaultKind`] on a node picked when it starts (often the primary, or
+/// the next view's leader). Slots run at the same time, so up to `replica_slots` execution
+/// replicas and `verifier_slots` verifiers are faulty at once, and many more over the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Faults {
-    /// Loss, delay, duplication while faults are on.
+    /// Loss, delay, duplication and late deliveries while faults are on.
     pub network: NetworkFaults,
-    /// Crash execution replicas and restart them with empty state.
+    /// Primary-backup: crash one replica and restart it empty.
     pub crash_restart: bool,
-    /// Crash a verifier for good (it does not come back: its state would be lost).
+    /// Crash a verifier for good (it does not come back), on top of the verifier slots.
     pub crash_verifier: bool,
-    /// Isolate one execution replica for a while, both ways.
-    pub partition: bool,
-    /// Cut one replica's outgoing links for a while.
-    pub one_way: bool,
+    /// Execution replicas that may be faulty at once (besides a Byzantine or corrupting one).
+    pub replica_slots: u32,
+    /// Verifiers that may be faulty at once (besides one crashed for good).
+    pub verifier_slots: u32,
+    /// Fault windows each slot strikes, one after another.
+    pub windows_per_slot: u32,
     /// One replica's mixer misses conflicts at this rate (parts per million); replicas also
     /// interleave each parallel batch in their own seeded order.
     pub missed_conflict_ppm: u32,
@@ -38,6 +58,11 @@ pub struct Faults {
     pub corrupt_ppm: u32,
     /// One Byzantine execution replica.
     pub byzantine: Option<Byzantine>,
+    /// Which replica is Byzantine (any, the view-0 primary included).
+    pub byzantine_replica: u32,
+    /// Objects every replica starts with (a large state makes full transfers take many
+    /// chunks); a restarted replica starts empty.
+    pub state_objects: u32,
     /// When faults stop.
     pub heal_ms: u64,
     /// How long after healing every pending request has to complete.
@@ -51,12 +76,15 @@ impl Faults {
             network: NetworkFaults::reliable(),
             crash_restart: false,
             crash_verifier: false,
-            partition: false,
-            one_way: false,
+            replica_slots: 0,
+            verifier_slots: 0,
+            windows_per_slot: 0,
             missed_conflict_ppm: 0,
             racy_ppm: 0,
             corrupt_ppm: 0,
             byzantine: None,
+            byzantine_replica: 0,
+            state_objects: 0,
             heal_ms: 0,
             liveness_ms: 30_000,
         }
@@ -142,6 +170,8 @@ impl Scenario {
                 duplicate_ppm: [0, 10_000, 50_000][rng.below(3) as usize],
                 delay_us_min: 50,
                 delay_us_max: [200, 2_000][rng.below(2) as usize],
+                late_ppm: 0,
+                late_ms_max: 0,
             };
             faults.racy_ppm = [0, 0, 50_000, 200_000][rng.below(4) as usize];
             faults.missed_conflict_ppm = [0, 0, 20_000, 100_000][rng.below(4) as usize];
@@ -151,37 +181,48 @@ impl Scenario {
             faults.crash_restart = rng.below(2) == 0;
             return scenario;
         }
-        faults.heal_ms = 500 + rng.below(2_000);
+        let (u, n_exec) = match mode {
+            ReplicationMode::Eve { u, r } => (u, u64::from(u + u.max(r) + 1)),
+            ReplicationMode::PrimaryBackup => unreachable!("returned above"),
+        };
+        faults.heal_ms = 1_000 + rng.below(3_000);
         faults.network = NetworkFaults {
             drop_ppm: [0, 10_000, 50_000][rng.below(3) as usize],
             duplicate_ppm: [0, 10_000, 50_000][rng.below(3) as usize],
             delay_us_min: 50,
             delay_us_max: [200, 2_000, 20_000][rng.below(3) as usize],
+            late_ppm: [0, 0, 5_000, 20_000][rng.below(4) as usize],
+            late_ms_max: [500, 3_000][rng.below(2) as usize],
         };
         faults.racy_ppm = [0, 0, 50_000, 200_000][rng.below(4) as usize];
         faults.missed_conflict_ppm = [0, 0, 20_000, 100_000][rng.below(4) as usize];
         faults.corrupt_ppm = [0, 0, 0, 20_000][rng.below(4) as usize];
-        // One fault of a replica at a time: u = 1 tolerates exactly one.
-        match rng.below(if r > 0 { 6 } else { 5 }) {
-            0 => {}
-            1 => faults.crash_restart = true,
-            2 => faults.partition = true,
-            3 => faults.one_way = true,
-            4 => faults.crash_verifier = !pb,
-            _ => {
-                faults.byzantine = Some(
-                    [
-                        Byzantine::WrongTokens,
-                        Byzantine::TamperedState,
-                        Byzantine::Equivocate,
-                    ][rng.below(3) as usize],
-                )
-            }
-        }
-        if faults.byzantine.is_some() {
-            // The Byzantine replica is the one faulty replica u = 1 allows.
+        if r > 0 && rng.below(3) == 0 {
+            faults.byzantine = Some(
+                [
+                    Byzantine::WrongTokens,
+                    Byzantine::TamperedState,
+                    Byzantine::Equivocate,
+                ][rng.below(3) as usize],
+            );
+            faults.byzantine_replica = rng.below(n_exec) as u32;
+            // The Byzantine replica is one of the u faulty replicas.
             faults.corrupt_ppm = 0;
             faults.missed_conflict_ppm = 0;
+        }
+        // A replica that corrupts its state or lies is one of the u faulty ones.
+        let fixed = u32::from(faults.byzantine.is_some() || faults.corrupt_ppm > 0);
+        faults.crash_verifier = rng.below(6) == 0;
+        faults.replica_slots = if rng.below(6) == 0 { 0 } else { u - fixed };
+        faults.verifier_slots = if rng.below(4) == 0 {
+            0
+        } else {
+            u - u32::from(faults.crash_verifier)
+        };
+        faults.windows_per_slot = 1 + rng.below(4) as u32;
+        if rng.below(40) == 0 {
+            faults.state_objects = 100_000;
+            scenario.cluster.merkle_bucket_bits = 12;
         }
         scenario
     }
@@ -203,15 +244,28 @@ impl Scenario {
         if f.network.duplicate_ppm > 0 {
             parts.push(format!("dup {}ppm", f.network.duplicate_ppm));
         }
+        if f.network.late_ppm > 0 {
+            parts.push(format!(
+                "late {}ppm up to {}ms",
+                f.network.late_ppm, f.network.late_ms_max
+            ));
+        }
         for (on, name) in [
             (f.crash_restart, "crash-restart"),
             (f.crash_verifier, "crash-verifier"),
-            (f.partition, "partition"),
-            (f.one_way, "one-way"),
         ] {
             if on {
                 parts.push(name.to_string());
             }
+        }
+        if f.replica_slots + f.verifier_slots > 0 {
+            parts.push(format!(
+                "{}+{} fault slots x{} windows",
+                f.replica_slots, f.verifier_slots, f.windows_per_slot
+            ));
+        }
+        if f.state_objects > 0 {
+            parts.push(format!("{} objects", f.state_objects));
         }
         if f.racy_ppm > 0 {
             parts.push(format!("racy {}ppm", f.racy_ppm));
@@ -223,7 +277,7 @@ impl Scenario {
             parts.push(format!("corrupt {}ppm", f.corrupt_ppm));
         }
         if let Some(b) = f.byzantine {
-            parts.push(format!("byzantine {b:?}"));
+            parts.push(format!("byzantine R{} {b:?}", f.byzantine_replica));
         }
         parts.join(", ")
     }

@@ -99,6 +99,28 @@ impl StateStore {
         }
     }
 
+    /// A store at version 0 that already holds `objects`: the initial state of a service that
+    /// starts with data (every replica must start from the same objects, or their first tokens
+    /// differ). No batch wrote them, so version 0 is stable and nothing rolls back below it.
+    pub fn with_objects(
+        config: StateConfig,
+        objects: impl IntoIterator<Item = (Bytes, Bytes)>,
+    ) -> Result<Self, StateError> {
+        let mut store = Self::new(config);
+        for (key, value) in objects {
+            store.put(&key, value)?;
+        }
+        store.seal()?;
+        store.mark_stable(BatchSeq(1))?;
+        // Renumber the sealed version as version 0: it holds no undo records any more.
+        store.stable = BatchSeq(0);
+        store.sealed = BatchSeq(0);
+        store.working = BatchSeq(1);
+        store.stable_root = store.tree.root();
+        store.epoch += 1;
+        Ok(store)
+    }
+
     /// The store's settings.
     pub fn config(&self) -> StateConfig {
         self.config

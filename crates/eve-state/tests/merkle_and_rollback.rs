@@ -2,6 +2,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::{Op, apply, key, ops, small_store, value};
 use eve_state::{StateConfig, StateError, StateStore};
 use eve_types::BatchSeq;
@@ -307,4 +308,37 @@ fn get_at_reads_a_held_version() {
         store.get_at(b"a", BatchSeq(9)),
         Err(StateError::UnknownVersion { .. })
     ));
+}
+
+#[test]
+fn a_store_built_with_objects_holds_them_at_version_zero_and_rolls_back_to_it() {
+    let config = StateConfig::new(4, 1024).unwrap();
+    let objects = (0..500u32).map(|i| {
+        (
+            Bytes::from(format!("key{i}")),
+            Bytes::from(format!("value{i}")),
+        )
+    });
+    let mut store = StateStore::with_objects(config, objects).unwrap();
+    assert_eq!(store.len(), 500, "every object is there");
+    assert_eq!(store.stable_version(), BatchSeq(0));
+    assert_eq!(store.working_version(), BatchSeq(1), "batch 1 writes next");
+    let root0 = store.root_of(BatchSeq(0)).unwrap();
+    assert_eq!(
+        root0,
+        store.rebuild_root(),
+        "version 0's root covers the objects"
+    );
+    assert_ne!(
+        root0,
+        StateStore::new(config).root(),
+        "and differs from an empty store's"
+    );
+    store.put(b"key7", Bytes::from_static(b"changed")).unwrap();
+    store.put(b"new", Bytes::from_static(b"object")).unwrap();
+    store.seal().unwrap();
+    store.rollback(BatchSeq(0)).unwrap();
+    assert_eq!(store.root(), root0, "rollback restores version 0");
+    assert_eq!(store.get(b"key7"), Some(Bytes::from_static(b"value7")));
+    assert_eq!(store.get(b"new"), None);
 }

@@ -47,6 +47,8 @@ struct Transfer {
     token: Token,
     /// Which peer is being asked (an index into the other replicas).
     attempt: usize,
+    /// When the transfer started.
+    started: Time,
     deadline: Time,
     /// Every peer of the last round failed; the timer starts the next round.
     waiting: bool,
@@ -88,6 +90,8 @@ pub struct ReplicaCounters {
     pub state_transfers: u64,
     /// State transfers completed.
     pub state_transfers_completed: u64,
+    /// State transfers that completed more than a verification timeout after they started.
+    pub transfers_past_timeout: u64,
     /// Transfers refused (bad data, or a peer that did not hold the state): another peer was
     /// asked.
     pub state_transfer_failures: u64,

@@ -23,6 +23,7 @@ impl Replica {
             target,
             token,
             attempt: 0,
+            started: now,
             deadline: now,
             waiting: false,
         });
@@ -174,7 +175,10 @@ impl Replica {
             self.transfer_failed(now);
             return;
         }
-        self.transfer = None;
+        let transfer = self.transfer.take().expect("checked above");
+        if transfer.started.plus_ms(self.verify_timeout_ms()) < now {
+            self.counters.transfers_past_timeout += 1;
+        }
         self.counters.state_transfers_completed += 1;
         self.committed = target;
         self.executing = target;
