@@ -24,3 +24,7 @@ pub const REPLY_TABLE_MAX: usize = 1_000_000;
 /// The verifiers' view-change timer doubles with every view tried in vain, at most this many
 /// times (64 times `2 * verify_timeout_ms`), so that verifiers that started apart come together.
 pub const VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX: u32 = 6;
+
+/// A verifier repeats its request for a view at most this many times before it asks for the
+/// next view, even without a quorum asking with it.
+pub const VIEW_CHANGE_RETRANSMITS_MAX: u32 = 3;

@@ -202,6 +202,9 @@ pub enum Message {
     Heartbeat {
         /// The primary's view.
         view: View,
+        /// The primary's last committed batch and its token, when it knows the token: a
+        /// backup that restarted, or lost the last `Commit`, learns from it that it is behind.
+        committed: Option<(BatchSeq, Token)>,
     },
 }
 

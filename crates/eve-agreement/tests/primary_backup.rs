@@ -783,7 +783,10 @@ fn commit(seq: u64, token: Token) -> Message {
 }
 
 fn heartbeat(view: u64) -> Message {
-    Message::Heartbeat { view: View(view) }
+    Message::Heartbeat {
+        view: View(view),
+        committed: None,
+    }
 }
 
 fn outputs(replica: &mut PbReplica) -> Vec<Output> {

@@ -23,6 +23,10 @@ use std::collections::{BTreeMap, BinaryHeap};
 /// stuck rather than looping forever.
 pub const EVENTS_MAX: u64 = 5_000_000;
 
+/// After every client finished and the faults healed, every correct replica must catch up
+/// to the highest committed batch within this many milliseconds past the liveness deadline.
+const CONVERGE_MS: u64 = 30_000;
+
 /// Simulated time to execute one batch: a fixed cost plus a cost per request, in microseconds.
 const EXEC_COST_US: u64 = 30;
 const EXEC_COST_PER_REQUEST_US: u64 = 5;
@@ -113,6 +117,7 @@ impl Ord for Scheduled {
 }
 
 struct ReplicaNode {
+    id: ReplicaId,
     logic: Logic,
     exec: ReplicaExecutor<SimApp>,
     up: bool,
@@ -179,6 +184,7 @@ impl Cluster {
                     .then_some(scenario.faults.byzantine)
                     .flatten();
                 ReplicaNode {
+                    id,
                     logic: Logic::new(id, &config),
                     exec: new_executor(&scenario, &config, id, 0),
                     up: true,
@@ -226,6 +232,12 @@ impl Cluster {
             scenario,
         };
         cluster.schedule_start();
+        // Every node's timers run from the start, whether or not a message ever reaches it.
+        for node in cluster.all_nodes() {
+            if !matches!(node, NodeId::Client(_)) {
+                cluster.drain(node);
+            }
+        }
         cluster
     }
 
@@ -298,9 +310,13 @@ impl Cluster {
         let deadline = Time::ZERO
             .plus_ms(self.scenario.faults.heal_ms)
             .plus_ms(self.scenario.faults.liveness_ms);
+        let heal = Time::ZERO.plus_ms(self.scenario.faults.heal_ms);
         let mut events = 0u64;
         while let Some(Reverse(next)) = self.queue.pop() {
-            if self.all_clients_done() || next.at > deadline {
+            // Clients must finish by the deadline; then every correct replica must catch up.
+            let done = self.all_clients_done();
+            let limit = if done { deadline.plus_ms(CONVERGE_MS) } else { deadline };
+            if (done && next.at > heal && self.converged()) || next.at > limit {
                 break;
             }
             events += 1;
@@ -325,7 +341,41 @@ impl Cluster {
                 self.scenario.faults.liveness_ms
             ));
         }
+        if self.all_clients_done() && !self.converged() {
+            let lagging: Vec<String> = self
+                .replicas
+                .iter()
+                .filter(|r| r.up && r.byzantine.is_none())
+                .filter(|r| r.logic.committed() < self.highest_committed())
+                .map(|r| format!("{} at {}", r.id, r.logic.committed()))
+                .collect();
+            self.report.violation(format!(
+                "convergence: {} never caught up to {} after the faults healed",
+                lagging.join(", "),
+                self.highest_committed()
+            ));
+        }
         self.finish(events)
+    }
+
+    /// The highest batch any correct replica or verifier committed.
+    fn highest_committed(&self) -> eve_types::BatchSeq {
+        let replicas = self
+            .replicas
+            .iter()
+            .filter(|r| r.byzantine.is_none())
+            .map(|r| r.logic.committed());
+        let verifiers = self.verifiers.iter().map(|v| v.logic.committed());
+        replicas.chain(verifiers).max().unwrap_or_default()
+    }
+
+    /// Whether every correct replica that is up committed the highest batch committed.
+    fn converged(&self) -> bool {
+        let highest = self.highest_committed();
+        self.replicas
+            .iter()
+            .filter(|r| r.up && r.byzantine.is_none())
+            .all(|r| r.logic.committed() >= highest)
     }
 
     fn all_clients_done(&self) -> bool {
@@ -455,7 +505,7 @@ impl Cluster {
             .into_iter()
             .filter(|c| !held.contains(c))
             .collect();
-        if candidates.is_empty() {
+        if candidates.is_empty() || self.over_budget(slot) {
             return;
         }
         let target = match preferred {
@@ -486,6 +536,26 @@ impl Cluster {
                 self.network.cut_one_way(&all, &[target]);
             }
         }
+    }
+
+    /// Whether striking another node for `slot` would exceed what the configuration
+    /// tolerates: a verifier that restarted is still faulty until it has recovered, so it
+    /// counts against the verifier slots until then.
+    fn over_budget(&self, slot: usize) -> bool {
+        if self.slots[slot].role != Role::Verifier {
+            return false;
+        }
+        let held: Vec<NodeId> = self
+            .slots
+            .iter()
+            .filter(|s| s.role == Role::Verifier)
+            .filter_map(|s| s.active.map(|(_, node)| node))
+            .collect();
+        let recovering = (0..self.verifiers.len() as u32)
+            .filter(|&i| self.verifiers[i as usize].logic.is_recovering())
+            .filter(|&i| !held.contains(&NodeId::Verifier(VerifierId(i))))
+            .count();
+        held.len() + recovering >= self.scenario.faults.verifier_slots as usize
     }
 
     /// Ends the window of `slot`: restarts the node it crashed (with empty memory), or

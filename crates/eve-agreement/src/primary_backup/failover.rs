@@ -16,7 +16,11 @@ impl PbReplica {
         }
         self.counters.heartbeats_sent += 1;
         let view = self.view;
-        self.send_to_peer(now, Message::Heartbeat { view });
+        let committed = self
+            .committed_tokens
+            .get(&self.committed)
+            .map(|token| (self.committed, *token));
+        self.send_to_peer(now, Message::Heartbeat { view, committed });
     }
 
     /// Backup: no batch, commit or heartbeat from the primary in `backup_timeout_ms`.

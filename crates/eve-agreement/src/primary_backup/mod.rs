@@ -386,7 +386,11 @@ impl PbReplica {
             Message::Commit { seq, token, .. } if !self.is_primary() => {
                 self.on_commit(now, seq, token)
             }
-            Message::Heartbeat { .. } if !self.is_primary() => {}
+            Message::Heartbeat { committed, .. } if !self.is_primary() => {
+                if let Some((seq, token)) = committed {
+                    self.on_commit(now, seq, token);
+                }
+            }
             Message::StateRequest { target, base } => self.on_state_request(now, target, base),
             Message::StateReply(reply) => self.on_state_reply(now, *reply),
             Message::ChunkRequest(request) => self.on_chunk_request(now, request),
@@ -452,7 +456,7 @@ fn view_of(msg: &Message) -> Option<View> {
         Message::ExecuteBatch(batch) => Some(batch.view),
         Message::Verify { view, .. }
         | Message::Commit { view, .. }
-        | Message::Heartbeat { view } => Some(*view),
+        | Message::Heartbeat { view, .. } => Some(*view),
         _ => None,
     }
 }

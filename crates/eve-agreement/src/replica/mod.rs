@@ -54,6 +54,10 @@ struct Transfer {
     waiting: bool,
 }
 
+/// An idle replica asks the verifiers where the cluster stands every this many verification
+/// timeouts.
+const IDLE_POLL_TIMEOUTS: u64 = 5;
+
 /// In which views a replica may act as primary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum LeadFloor {
@@ -154,6 +158,10 @@ pub struct Replica {
     transfer: Option<Transfer>,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
+    /// When to ask the verifiers where the cluster stands even though nothing seems amiss: a
+    /// replica that missed every message of the last batches has no other way to learn it is
+    /// behind while the cluster is idle.
+    idle_poll_at: Time,
     outputs: VecDeque<Output>,
     counters: ReplicaCounters,
 }
@@ -162,6 +170,7 @@ impl Replica {
     /// A replica of a new cluster: empty state, view 0.
     pub fn new(id: ReplicaId, config: ValidConfig) -> Self {
         let sizes = config.sizes();
+        let idle_poll_at = Time::ZERO.plus_ms(IDLE_POLL_TIMEOUTS * config.verify_timeout_ms);
         assert!(
             (id.0 as usize) < sizes.n_exec,
             "replica {id} is not in a cluster of {} execution replicas",
@@ -194,6 +203,7 @@ impl Replica {
             transfer: None,
             // At once: a replica that starts (or restarts) asks where the cluster stands.
             progress_deadline: Some(Time::ZERO),
+            idle_poll_at,
             outputs: VecDeque::new(),
             counters: ReplicaCounters::default(),
         }
@@ -296,6 +306,7 @@ impl Replica {
             self.transfer.as_ref().map(|t| t.deadline),
             self.progress_deadline,
             self.forwarded.values().min().copied(),
+            Some(self.idle_poll_at),
         ]
         .into_iter()
         .flatten()
@@ -375,6 +386,12 @@ impl Replica {
             self.on_progress_timeout(now);
         }
         self.check_forwarded(now);
+        if self.idle_poll_at <= now {
+            self.idle_poll_at = now.plus_ms(IDLE_POLL_TIMEOUTS * self.verify_timeout_ms());
+            if self.transfer.is_none() {
+                self.send_verifiers(Message::QueryCommitted);
+            }
+        }
     }
 
     // ----- shared helpers -----

@@ -9,7 +9,9 @@
 //! sequentially first.
 
 use super::{Changing, Verifier, ViewChangeVote};
-use crate::limits::{FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX};
+use crate::limits::{
+    FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX, VIEW_CHANGE_RETRANSMITS_MAX,
+};
 use crate::message::Message;
 use crate::node::NodeId;
 use crate::time::Time;
@@ -66,7 +68,10 @@ impl Verifier {
 
     /// The view change did not complete in time. If a verifier quorum asked for the target
     /// view and this verifier already repeated its request, the target's leader failed: ask
-    /// for the next view. Otherwise repeat the request (messages get lost).
+    /// for the next view. Otherwise repeat the request (messages get lost), but only
+    /// [`VIEW_CHANGE_RETRANSMITS_MAX`] times: the others may have entered the target view
+    /// already and its leader may have restarted and forgotten its announcement, so nobody
+    /// would answer; asking for the next view lets them join.
     pub(super) fn view_change_timeout(&mut self, now: Time) {
         let changing = self.changing.as_ref().expect("called while changing view");
         if changing.deadline > now {
@@ -74,7 +79,8 @@ impl Verifier {
         }
         let target = changing.target;
         let votes = self.view_change_votes.get(&target).map_or(0, |v| v.len());
-        if votes >= self.sizes.verifier_quorum && changing.retransmits >= 1 {
+        let quorum_asked = votes >= self.sizes.verifier_quorum && changing.retransmits >= 1;
+        if quorum_asked || changing.retransmits >= VIEW_CHANGE_RETRANSMITS_MAX {
             self.start_view_change(now, target.next());
             return;
         }
