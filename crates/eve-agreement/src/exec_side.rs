@@ -42,14 +42,15 @@ pub enum ExecCommand {
         /// The checkpoint.
         seq: BatchSeq,
     },
-    /// Answer a peer's state request: a delta from `base` to `target`, or a manifest.
+    /// Answer a peer's state request: a delta from `base` to `target`, or a manifest (always
+    /// without a base).
     ServeState {
         /// The peer.
         to: ReplicaId,
         /// The version asked for, which this replica holds.
         target: BatchSeq,
-        /// The peer's last committed version.
-        base: BatchSeq,
+        /// The peer's last committed version, when its state is that version's.
+        base: Option<BatchSeq>,
         /// The roots of `target`, as this replica computed them.
         roots: Roots,
     },
@@ -83,7 +84,8 @@ pub enum ExecCommand {
         /// The replica's view, for the reply.
         view: View,
     },
-    /// Start a full transfer of `manifest` from `peer`.
+    /// Start a full transfer of `manifest` from `peer`; a transfer of the same version and
+    /// roots already in progress resumes with `peer`, keeping the chunks it verified.
     StartImport {
         /// The logic's epoch.
         epoch: u64,
@@ -124,13 +126,15 @@ impl StateReply {
         self,
         target: BatchSeq,
         token: eve_exec::Token,
-        base: BatchSeq,
+        base: Option<BatchSeq>,
         epoch: u64,
         peer: ReplicaId,
     ) -> StateReplyCheck {
         match self {
             StateReply::Delta { roots, delta }
-                if roots.token(target) == token && delta.to == target && delta.from == base =>
+                if roots.token(target) == token
+                    && delta.to == target
+                    && Some(delta.from) == base =>
             {
                 StateReplyCheck::Import(ExecCommand::ImportDelta {
                     epoch,
@@ -323,6 +327,16 @@ impl<A: Application> ReplicaExecutor<A> {
                 manifest,
             } => {
                 let target = manifest.version;
+                if let Some(current) = &mut self.import
+                    && current.import.version() == target
+                    && current.roots == roots
+                {
+                    // A new round of the same transfer: keep the chunks already verified and
+                    // ask the new peer for the rest.
+                    current.peer = peer;
+                    current.epoch = epoch;
+                    return self.continue_import();
+                }
                 match StateImport::new(self.executor.state(), manifest, roots.new_root) {
                     Ok(import) => {
                         self.import = Some(Import {
@@ -396,11 +410,16 @@ impl<A: Application> ReplicaExecutor<A> {
         &self,
         to: ReplicaId,
         target: BatchSeq,
-        base: BatchSeq,
+        base: Option<BatchSeq>,
         roots: Roots,
     ) -> ExecEvent {
         let state = self.executor.state();
-        let reply = match state.export_delta(base, target, DELTA_BYTES_MAX) {
+        let delta = base.map(|base| state.export_delta(base, target, DELTA_BYTES_MAX));
+        let reply = match delta.unwrap_or(Err(StateError::UnknownVersion {
+            version: target,
+            stable: state.stable_version(),
+            sealed: state.sealed_version(),
+        })) {
             Ok(delta) => StateReply::Delta { roots, delta },
             Err(_) => match state.manifest(target) {
                 Ok(manifest) => StateReply::Manifest { roots, manifest },

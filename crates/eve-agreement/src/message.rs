@@ -176,8 +176,10 @@ pub enum Message {
     StateRequest {
         /// The version wanted.
         target: BatchSeq,
-        /// The requester's last committed version.
-        base: BatchSeq,
+        /// The requester's last committed version, if its state is that version's: then a
+        /// delta from it may do. `None` asks for the whole state (a replica that restarted
+        /// empty, or whose delta import failed).
+        base: Option<BatchSeq>,
     },
     /// Peer to execution replica.
     StateReply(Box<StateReply>),

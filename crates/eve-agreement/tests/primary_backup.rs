@@ -1010,7 +1010,13 @@ fn backup_with_a_gap_fetches_the_committed_state_and_checks_its_roots() {
         outputs(&mut backup),
         vec![
             rollback(0),
-            send(TO_R0, Message::StateRequest { target, base })
+            send(
+                TO_R0,
+                Message::StateRequest {
+                    target,
+                    base: Some(base)
+                }
+            )
         ],
         "batches 1 and 2 never came: fetch the state of the committed batch 3"
     );

@@ -211,7 +211,7 @@ fn a_mismatching_replica_rolls_back_fetches_state_and_releases_no_reply() {
                 replica(R2),
                 Message::StateRequest {
                     target: BatchSeq(1),
-                    base: BatchSeq(0)
+                    base: Some(BatchSeq(0))
                 }
             ),
         ],
@@ -237,7 +237,7 @@ fn a_mismatching_replica_rolls_back_fetches_state_and_releases_no_reply() {
             replica(R0),
             Message::StateRequest {
                 target: BatchSeq(1),
-                base: BatchSeq(0)
+                base: Some(BatchSeq(0))
             }
         )],
         "roots that do not match the agreed token are refused and another peer is asked"

@@ -315,7 +315,11 @@ impl Cluster {
         while let Some(Reverse(next)) = self.queue.pop() {
             // Clients must finish by the deadline; then every correct replica must catch up.
             let done = self.all_clients_done();
-            let limit = if done { deadline.plus_ms(CONVERGE_MS) } else { deadline };
+            let limit = if done {
+                deadline.plus_ms(CONVERGE_MS)
+            } else {
+                deadline
+            };
             if (done && next.at > heal && self.converged()) || next.at > limit {
                 break;
             }

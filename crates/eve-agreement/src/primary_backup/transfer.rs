@@ -52,7 +52,7 @@ impl PbReplica {
 
     fn request_state(&mut self, now: Time) {
         let deadline = now.plus_ms(self.config.backup_timeout_ms);
-        let base = self.committed;
+        let base = Some(self.committed);
         let transfer = self.transfer.as_mut().expect("a transfer is in progress");
         transfer.deadline = deadline;
         let target = transfer.target;
@@ -65,9 +65,9 @@ impl PbReplica {
         self.roots.get(&version).copied().filter(|_| held)
     }
 
-    pub(super) fn on_state_request(&mut self, now: Time, target: BatchSeq, base: BatchSeq) {
+    pub(super) fn on_state_request(&mut self, now: Time, target: BatchSeq, base: Option<BatchSeq>) {
         match self.holds(target) {
-            Some(roots) if base <= target => self.exec(ExecCommand::ServeState {
+            Some(roots) if base.is_none_or(|b| b <= target) => self.exec(ExecCommand::ServeState {
                 to: self.peer(),
                 target,
                 base,
@@ -99,7 +99,7 @@ impl PbReplica {
         };
         let (target, token, epoch, peer) =
             (transfer.target, transfer.token, self.epoch, self.peer());
-        match reply.check(target, token, self.committed, epoch, peer) {
+        match reply.check(target, token, Some(self.committed), epoch, peer) {
             StateReplyCheck::Import(command) => self.exec(command),
             StateReplyCheck::NotHeld(asked) if asked == target => {
                 // The primary moved its checkpoint past the target: aim at a later commit

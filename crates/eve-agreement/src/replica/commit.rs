@@ -248,6 +248,8 @@ impl Replica {
             .expect("a batch commits only once it was executed");
         let executed = slot.result.expect("checked by the caller");
         self.committed = seq;
+        // Its own token matched the agreed one: the state is the committed version's.
+        self.state_is_committed = true;
         self.counters.batches_committed += 1;
         self.agreed.remove(&seq);
         self.votes.retain(|&s, _| s > seq);

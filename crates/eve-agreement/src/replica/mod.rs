@@ -47,6 +47,8 @@ struct Transfer {
     token: Token,
     /// Which peer is being asked (an index into the other replicas).
     attempt: usize,
+    /// Ask for the whole state rather than a delta (a delta import failed).
+    full: bool,
     /// When the transfer started.
     started: Time,
     deadline: Time,
@@ -156,6 +158,9 @@ pub struct Replica {
     forwarded: BTreeMap<(ClientId, RequestNo), Time>,
     // --- repair ---
     transfer: Option<Transfer>,
+    /// Whether the state holds the committed version's objects: not after a restart, whose
+    /// empty state need not be the cluster's version 0 (a service may start with data).
+    state_is_committed: bool,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
     /// When to ask the verifiers where the cluster stands even though nothing seems amiss: a
@@ -201,6 +206,7 @@ impl Replica {
             last_reply: ReplyTable::default(),
             forwarded: BTreeMap::new(),
             transfer: None,
+            state_is_committed: true,
             // At once: a replica that starts (or restarts) asks where the cluster stands.
             progress_deadline: Some(Time::ZERO),
             idle_poll_at,
@@ -219,6 +225,7 @@ impl Replica {
             nonce,
             answers: BTreeMap::new(),
         };
+        replica.state_is_committed = false;
         replica
     }
 
@@ -344,7 +351,7 @@ impl Replica {
             (NodeId::Replica(peer), Message::ChunkRequest(request)) => {
                 self.on_chunk_request(peer, request)
             }
-            (NodeId::Replica(peer), Message::Chunk(chunk)) => self.on_chunk(peer, chunk),
+            (NodeId::Replica(peer), Message::Chunk(chunk)) => self.on_chunk(now, peer, chunk),
             (NodeId::Verifier(verifier), Message::RecoverReply { nonce, state }) => {
                 self.on_recover_reply(now, verifier, nonce, state.view)
             }
@@ -388,9 +395,7 @@ impl Replica {
         self.check_forwarded(now);
         if self.idle_poll_at <= now {
             self.idle_poll_at = now.plus_ms(IDLE_POLL_TIMEOUTS * self.verify_timeout_ms());
-            if self.transfer.is_none() {
-                self.send_verifiers(Message::QueryCommitted);
-            }
+            self.send_verifiers(Message::QueryCommitted);
         }
     }
 

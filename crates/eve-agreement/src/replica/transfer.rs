@@ -23,6 +23,7 @@ impl Replica {
             target,
             token,
             attempt: 0,
+            full: false,
             started: now,
             deadline: now,
             waiting: false,
@@ -68,6 +69,10 @@ impl Replica {
         if transfer.attempt % others == 0 {
             transfer.deadline = deadline;
             transfer.waiting = true;
+            // No peer holds the target any more, perhaps: the cluster may have moved on
+            // (peers keep versions only from their last checkpoint). Ask where it stands, so
+            // that the next round asks for a newer agreed batch.
+            self.send_verifiers(Message::QueryCommitted);
         } else {
             self.request_state(now);
         }
@@ -95,22 +100,30 @@ impl Replica {
             transfer.token = token;
         }
         transfer.deadline = deadline;
+        let base = (self.state_is_committed && !transfer.full).then_some(self.committed);
         let msg = Message::StateRequest {
             target: transfer.target,
-            base: self.committed,
+            base,
         };
         self.send(NodeId::Replica(peer), msg);
     }
 
-    pub(super) fn on_state_request(&mut self, peer: ReplicaId, target: BatchSeq, base: BatchSeq) {
+    pub(super) fn on_state_request(
+        &mut self,
+        peer: ReplicaId,
+        target: BatchSeq,
+        base: Option<BatchSeq>,
+    ) {
         let held = target <= self.executing && target >= self.stable;
         match self.roots.get(&target) {
-            Some(&roots) if held && base <= target => self.exec(ExecCommand::ServeState {
-                to: peer,
-                target,
-                base,
-                roots,
-            }),
+            Some(&roots) if held && base.is_none_or(|b| b <= target) => {
+                self.exec(ExecCommand::ServeState {
+                    to: peer,
+                    target,
+                    base,
+                    roots,
+                })
+            }
             _ => {
                 let reply = Box::new(StateReply::NotHeld { target });
                 self.send(NodeId::Replica(peer), Message::StateReply(reply));
@@ -139,7 +152,8 @@ impl Replica {
             .as_ref()
             .expect("a peer is asked only during a transfer");
         let (target, token, epoch) = (transfer.target, transfer.token, self.epoch);
-        match reply.check(target, token, self.committed, epoch, peer) {
+        let base = (self.state_is_committed && !transfer.full).then_some(self.committed);
+        match reply.check(target, token, base, epoch, peer) {
             StateReplyCheck::Import(command) => self.exec(command),
             StateReplyCheck::NotHeld(_) => self.transfer_failed(now),
             StateReplyCheck::Mismatch => {
@@ -150,10 +164,16 @@ impl Replica {
         }
     }
 
-    pub(super) fn on_chunk(&mut self, peer: ReplicaId, chunk: Chunk) {
+    pub(super) fn on_chunk(&mut self, now: Time, peer: ReplicaId, chunk: Chunk) {
         if self.current_peer() != Some(peer) {
             self.counters.drops.count("chunk-from-unasked-peer");
             return;
+        }
+        // The transfer makes progress: its deadline moves with every chunk (a bad chunk ends
+        // the attempt with this peer), so a large state never has to arrive within one timeout.
+        let deadline = now.plus_ms(self.verify_timeout_ms());
+        if let Some(transfer) = &mut self.transfer {
+            transfer.deadline = deadline;
         }
         let epoch = self.epoch;
         self.exec(ExecCommand::ImportChunk { epoch, peer, chunk });
@@ -172,6 +192,11 @@ impl Replica {
             return;
         }
         if !ok {
+            // Perhaps this replica's state is not its committed version's after all: the
+            // next rounds fetch the whole state (only the buckets that differ travel).
+            if let Some(transfer) = &mut self.transfer {
+                transfer.full = true;
+            }
             self.transfer_failed(now);
             return;
         }
@@ -180,6 +205,7 @@ impl Replica {
             self.counters.transfers_past_timeout += 1;
         }
         self.counters.state_transfers_completed += 1;
+        self.state_is_committed = true;
         self.committed = target;
         self.executing = target;
         self.roots.insert(target, roots);
