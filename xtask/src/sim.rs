@@ -207,6 +207,9 @@ fn print_report(report: &RunReport) {
     for (reason, n) in &report.drops_by_reason {
         println!("  dropped {n}: {reason}");
     }
+    if let Some(why) = &report.stalled {
+        println!("  stalled, as it should (its committed state was lost): {why}");
+    }
     if report.passed() {
         println!("  passed");
     } else {

@@ -90,6 +90,7 @@ enum Event {
     FaultEnd {
         slot: usize,
     },
+    RestartAll,
     Heal,
 }
 
@@ -262,6 +263,10 @@ impl Cluster {
             let at = during(&mut self.rng);
             self.schedule(at, Event::CrashVerifier { verifier });
         }
+        if faults.restart_all {
+            let at = Time(heal.0 / 4 + self.rng.below(heal.0 / 2 + 1));
+            self.schedule(at, Event::RestartAll);
+        }
         let roles = std::iter::repeat_n(Role::Replica, faults.replica_slots as usize).chain(
             std::iter::repeat_n(Role::Verifier, faults.verifier_slots as usize),
         );
@@ -334,7 +339,13 @@ impl Cluster {
             self.trace_event(&next.event);
             self.process(next.event);
         }
-        if !self.all_clients_done() {
+        let stalled = self.stalled();
+        if let Some(reason) = stalled.filter(|_| self.scenario.faults.restart_all) {
+            // The committed state was lost on purpose: stalling is the right outcome, as long
+            // as every replica says why (safety was checked all along).
+            self.report.counts.stalls_reported += 1;
+            self.report.stalled = Some(reason);
+        } else if !self.all_clients_done() {
             let pending: usize = self
                 .clients
                 .iter()
@@ -344,8 +355,7 @@ impl Cluster {
                 "liveness: {pending} operations still pending {} ms after the faults healed",
                 self.scenario.faults.liveness_ms
             ));
-        }
-        if self.all_clients_done() && !self.converged() {
+        } else if !self.converged() {
             let lagging: Vec<String> = self
                 .replicas
                 .iter()
@@ -360,6 +370,17 @@ impl Cluster {
             ));
         }
         self.finish(events)
+    }
+
+    /// Why the cluster cannot go on, when every correct replica that is up says so.
+    fn stalled(&self) -> Option<String> {
+        let mut reasons = self
+            .replicas
+            .iter()
+            .filter(|r| r.up && r.byzantine.is_none())
+            .map(|r| r.logic.stall_reason().map(|why| format!("{}: {why}", r.id)));
+        let first = reasons.next()??;
+        reasons.all(|r| r.is_some()).then_some(first)
     }
 
     /// The highest batch any correct replica or verifier committed.
@@ -447,6 +468,13 @@ impl Cluster {
             }
             Event::FaultStart { slot, kind } => self.fault_start(slot, kind),
             Event::FaultEnd { slot } => self.fault_end(slot),
+            Event::RestartAll => {
+                for i in 0..self.replicas.len() as u32 {
+                    self.replicas[i as usize].up = false;
+                    self.report.counts.crashes += 1;
+                    self.restart(ReplicaId(i));
+                }
+            }
             Event::Heal => {
                 for slot in 0..self.slots.len() {
                     self.fault_end(slot);
@@ -546,20 +574,32 @@ impl Cluster {
     /// tolerates: a verifier that restarted is still faulty until it has recovered, so it
     /// counts against the verifier slots until then.
     fn over_budget(&self, slot: usize) -> bool {
-        if self.slots[slot].role != Role::Verifier {
-            return false;
-        }
+        let role = self.slots[slot].role;
         let held: Vec<NodeId> = self
             .slots
             .iter()
-            .filter(|s| s.role == Role::Verifier)
+            .filter(|s| s.role == role)
             .filter_map(|s| s.active.map(|(_, node)| node))
             .collect();
-        let recovering = (0..self.verifiers.len() as u32)
-            .filter(|&i| self.verifiers[i as usize].logic.is_recovering())
-            .filter(|&i| !held.contains(&NodeId::Verifier(VerifierId(i))))
-            .count();
-        held.len() + recovering >= self.scenario.faults.verifier_slots as usize
+        // A restarted node is faulty until it has recovered: a verifier until a quorum
+        // answered it, a replica until it holds a committed state again.
+        let recovering = match role {
+            Role::Verifier => (0..self.verifiers.len() as u32)
+                .filter(|&i| self.verifiers[i as usize].logic.is_recovering())
+                .map(|i| NodeId::Verifier(VerifierId(i)))
+                .filter(|node| !held.contains(node))
+                .count(),
+            Role::Replica => (0..self.replicas.len() as u32)
+                .filter(|&i| self.replicas[i as usize].logic.lost_state())
+                .map(|i| NodeId::Replica(ReplicaId(i)))
+                .filter(|node| !held.contains(node))
+                .count(),
+        };
+        let budget = match role {
+            Role::Verifier => self.scenario.faults.verifier_slots,
+            Role::Replica => self.scenario.faults.replica_slots,
+        };
+        held.len() + recovering >= budget as usize
     }
 
     /// Ends the window of `slot`: restarts the node it crashed (with empty memory), or

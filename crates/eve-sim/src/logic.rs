@@ -86,6 +86,22 @@ impl Logic {
         }
     }
 
+    /// Whether the replica restarted and has not yet caught up to a committed state.
+    pub fn lost_state(&self) -> bool {
+        match self {
+            Logic::Eve(r) => !r.holds_committed_state(),
+            Logic::Pb(_) => false,
+        }
+    }
+
+    /// Why the replica cannot make progress, if it knows.
+    pub fn stall_reason(&self) -> Option<String> {
+        match self {
+            Logic::Eve(r) => r.stall_reason(),
+            Logic::Pb(_) => None,
+        }
+    }
+
     /// The last committed batch.
     pub fn committed(&self) -> BatchSeq {
         match self {

@@ -46,6 +46,8 @@ pub struct Exercised {
     pub transfers_past_timeout: u64,
     /// Runs in which a Byzantine replica ordered batches as primary.
     pub byzantine_primaries: u64,
+    /// Runs that ended stalled, every replica saying why (the committed state was lost).
+    pub stalls_reported: u64,
 }
 
 impl Exercised {
@@ -71,6 +73,7 @@ impl Exercised {
         self.verifier_recoveries += other.verifier_recoveries;
         self.transfers_past_timeout += other.transfers_past_timeout;
         self.byzantine_primaries += other.byzantine_primaries;
+        self.stalls_reported += other.stalls_reported;
     }
 }
 
@@ -95,6 +98,9 @@ pub struct RunReport {
     pub events: u64,
     /// Simulated time at the end, in milliseconds.
     pub sim_time_ms: u64,
+    /// Why the run ended stalled, when every replica reported it (a run whose committed
+    /// state was lost on purpose); not a violation.
+    pub stalled: Option<String>,
     /// Each node's state at the end of a failed run, to diagnose it.
     pub final_state: Vec<String>,
     /// Every event processed, one line each, when the run kept a log.

@@ -66,7 +66,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 13] {
+    pub fn exercised(&self) -> [(&'static str, u64); 14] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -90,6 +90,10 @@ impl Summary {
                 self.counts.transfers_past_timeout,
             ),
             ("Byzantine primaries", self.counts.byzantine_primaries),
+            (
+                "stalls reported after every replica lost its state",
+                self.counts.stalls_reported,
+            ),
         ]
     }
 

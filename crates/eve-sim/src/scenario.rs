@@ -60,6 +60,11 @@ pub struct Faults {
     pub byzantine: Option<Byzantine>,
     /// Which replica is Byzantine (any, the view-0 primary included).
     pub byzantine_replica: u32,
+    /// Every execution replica crashes at once, midway, and restarts with empty memory and
+    /// state while the verifiers stay up. In the in-memory mode the committed state is then
+    /// lost: the run must end with every replica stalled and saying why (or recovered, if
+    /// nothing was committed yet), never unsafe.
+    pub restart_all: bool,
     /// Objects every replica starts with (a large state makes full transfers take many
     /// chunks); a restarted replica starts empty.
     pub state_objects: u32,
@@ -84,6 +89,7 @@ impl Faults {
             corrupt_ppm: 0,
             byzantine: None,
             byzantine_replica: 0,
+            restart_all: false,
             state_objects: 0,
             heal_ms: 0,
             liveness_ms: 30_000,
@@ -220,6 +226,7 @@ impl Scenario {
             u - u32::from(faults.crash_verifier)
         };
         faults.windows_per_slot = 1 + rng.below(4) as u32;
+        faults.restart_all = rng.below(100) == 0;
         if rng.below(40) == 0 {
             faults.state_objects = 100_000;
             scenario.cluster.merkle_bucket_bits = 12;
@@ -263,6 +270,9 @@ impl Scenario {
                 "{}+{} fault slots x{} windows",
                 f.replica_slots, f.verifier_slots, f.windows_per_slot
             ));
+        }
+        if f.restart_all {
+            parts.push("every replica restarts at once".to_string());
         }
         if f.state_objects > 0 {
             parts.push(format!("{} objects", f.state_objects));

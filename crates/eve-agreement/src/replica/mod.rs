@@ -60,6 +60,10 @@ struct Transfer {
 /// timeouts.
 const IDLE_POLL_TIMEOUTS: u64 = 5;
 
+/// After this many rounds in which every peer said it does not hold the transfer's target, a
+/// replica reports itself stalled (it keeps asking).
+const STALLED_ROUNDS: usize = 3;
+
 /// In which views a replica may act as primary.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum LeadFloor {
@@ -161,6 +165,9 @@ pub struct Replica {
     /// Whether the state holds the committed version's objects: not after a restart, whose
     /// empty state need not be the cluster's version 0 (a service may start with data).
     state_is_committed: bool,
+    /// Peers in a row that answered they do not hold the state this replica asked for, across
+    /// transfers (a view change starts a new one); reset by any state that arrives.
+    unheld_streak: usize,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
     /// When to ask the verifiers where the cluster stands even though nothing seems amiss: a
@@ -207,6 +214,7 @@ impl Replica {
             forwarded: BTreeMap::new(),
             transfer: None,
             state_is_committed: true,
+            unheld_streak: 0,
             // At once: a replica that starts (or restarts) asks where the cluster stands.
             progress_deadline: Some(Time::ZERO),
             idle_poll_at,
@@ -227,6 +235,26 @@ impl Replica {
         };
         replica.state_is_committed = false;
         replica
+    }
+
+    /// Whether the replica's state is known to be its committed version's (not after a
+    /// restart until it caught up).
+    pub fn holds_committed_state(&self) -> bool {
+        self.state_is_committed
+    }
+
+    /// Why this replica cannot make progress on its own, if it knows: every peer answered,
+    /// round after round, that it does not hold the agreed state this replica needs (in the
+    /// in-memory mode, when every replica that held it lost its memory).
+    pub fn stall_reason(&self) -> Option<String> {
+        let transfer = self.transfer.as_ref()?;
+        let peers = self.sizes.n_exec - 1;
+        (self.unheld_streak >= STALLED_ROUNDS * peers).then(|| {
+            format!(
+                "the agreed state of {} is held by no peer ({} answers in a row said so)",
+                transfer.target, self.unheld_streak
+            )
+        })
     }
 
     /// Whether this replica still waits to learn which views it may lead after a restart.

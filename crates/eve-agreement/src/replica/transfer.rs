@@ -154,8 +154,14 @@ impl Replica {
         let (target, token, epoch) = (transfer.target, transfer.token, self.epoch);
         let base = (self.state_is_committed && !transfer.full).then_some(self.committed);
         match reply.check(target, token, base, epoch, peer) {
-            StateReplyCheck::Import(command) => self.exec(command),
-            StateReplyCheck::NotHeld(_) => self.transfer_failed(now),
+            StateReplyCheck::Import(command) => {
+                self.unheld_streak = 0;
+                self.exec(command)
+            }
+            StateReplyCheck::NotHeld(_) => {
+                self.unheld_streak += 1;
+                self.transfer_failed(now)
+            }
             StateReplyCheck::Mismatch => {
                 // Roots that do not hash to the agreed token: a faulty or diverged peer.
                 self.counters.drops.count("state-reply-not-matching-token");
