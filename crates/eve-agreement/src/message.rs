@@ -57,11 +57,14 @@ pub struct Lock {
 /// without memory must not contradict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryState {
+    /// The view the verifier entered last.
+    pub entered: View,
     /// The highest view the verifier is in or has asked to move to.
     pub view: View,
     /// Its last committed batch and that batch's token.
     pub committed: (BatchSeq, Token),
-    /// Its locks above `committed`, its own and those it learned when it recovered.
+    /// Its locks above `committed` made in `entered`, its own and those it learned when it
+    /// recovered.
     pub locked: Vec<Lock>,
 }
 

@@ -43,6 +43,7 @@ fn samples() -> Vec<Message> {
         Message::RecoverReply {
             nonce: 77,
             state: Box::new(RecoveryState {
+                entered: View(2),
                 view: View(3),
                 committed: (BatchSeq(5), Token(Digest([2; 32]))),
                 locked: vec![Lock {

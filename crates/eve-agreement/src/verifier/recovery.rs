@@ -30,7 +30,7 @@ impl Verifier {
             .iter()
             .filter_map(|(&seq, slot)| slot.sent_commit.map(|token| Lock { view, seq, token }))
             .chain(self.learned.iter().copied())
-            .filter(|lock| lock.seq > self.committed)
+            .filter(|lock| lock.seq > self.committed && lock.view == view)
             .collect();
         locks.sort_unstable();
         locks.dedup();
@@ -41,6 +41,7 @@ impl Verifier {
     fn recovery_state(&self) -> RecoveryState {
         let view = self.changing.as_ref().map_or(self.view, |c| c.target);
         RecoveryState {
+            entered: self.view,
             view: view.max(self.view),
             committed: (self.committed, self.committed_token),
             locked: self.locks(),
@@ -97,20 +98,22 @@ impl Verifier {
     fn finish_recovery(&mut self, _now: Time) {
         let Recovery { answers, .. } = self.recovery.take().expect("called while recovering");
         let view = answers.values().map(|a| a.view).max().unwrap_or(View(0));
+        let entered = answers.values().map(|a| a.entered).max().unwrap_or(View(0));
         let (seq, token) = answers
             .values()
             .map(|a| a.committed)
             .max_by_key(|(seq, _)| *seq)
             .unwrap_or((BatchSeq(0), self.committed_token));
-        self.view = view;
+        self.view = entered;
         self.vote_floor = Some(view);
         self.committed = seq;
         self.committed_token = token;
         self.remember(seq, token);
         let mut learned: Vec<Lock> = answers
             .into_values()
+            .filter(|a| a.entered == entered)
             .flat_map(|a| a.locked)
-            .filter(|lock| lock.seq > seq)
+            .filter(|lock| lock.seq > seq && lock.view == entered)
             .collect();
         learned.sort_unstable();
         learned.dedup();

@@ -181,7 +181,16 @@ impl Verifier {
             (View, BatchSeq),
             std::collections::BTreeMap<Token, usize>,
         > = Default::default();
-        for lock in votes.values().flat_map(|v| v.locked.iter()) {
+        // Only locks of the latest view any voter entered count: entering a view folded every
+        // batch that may have committed before it into its start, so older locks above that
+        // start (a verifier left behind in an older view reports them) are superseded.
+        let latest = votes.values().map(|v| v.view).max().expect("not empty");
+        let current = votes
+            .values()
+            .filter(|v| v.view == latest)
+            .flat_map(|v| v.locked.iter())
+            .filter(|lock| lock.view == latest);
+        for lock in current {
             *locks
                 .entry((lock.view, lock.seq))
                 .or_default()
