@@ -582,15 +582,32 @@ impl Cluster {
             .filter_map(|s| s.active.map(|(_, node)| node))
             .collect();
         // A restarted node is faulty until it has recovered: a verifier until a quorum
-        // answered it, a replica until it holds a committed state again.
+        // answered it, a replica until it holds the latest committed state again, and the
+        // latest executed one (a view may start at a batch only a token quorum executed).
+        let highest_executed = self
+            .replicas
+            .iter()
+            .filter(|r| r.up)
+            .map(|r| r.logic.executing())
+            .max()
+            .unwrap_or_default();
         let recovering = match role {
             Role::Verifier => (0..self.verifiers.len() as u32)
                 .filter(|&i| self.verifiers[i as usize].logic.is_recovering())
                 .map(|i| NodeId::Verifier(VerifierId(i)))
                 .filter(|node| !held.contains(node))
                 .count(),
+            // In the in-memory mode a replica that restarted holds nothing until it catches
+            // up to the latest committed batch: until then, losing another replica's memory
+            // could lose the only copies of a committed state.
             Role::Replica => (0..self.replicas.len() as u32)
-                .filter(|&i| self.replicas[i as usize].logic.lost_state())
+                .filter(|&i| {
+                    let node = &self.replicas[i as usize];
+                    let behind = node.incarnation > 0 && node.logic.executing() < highest_executed;
+                    node.logic.lost_state()
+                        || node.logic.committed() < self.highest_committed()
+                        || behind
+                })
                 .map(|i| NodeId::Replica(ReplicaId(i)))
                 .filter(|node| !held.contains(node))
                 .count(),

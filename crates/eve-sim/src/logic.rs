@@ -94,6 +94,15 @@ impl Logic {
         }
     }
 
+    /// The highest batch the replica executed or is executing (its committed batch in
+    /// primary-backup).
+    pub fn executing(&self) -> BatchSeq {
+        match self {
+            Logic::Eve(r) => r.executing(),
+            Logic::Pb(r) => r.committed(),
+        }
+    }
+
     /// Why the replica cannot make progress, if it knows.
     pub fn stall_reason(&self) -> Option<String> {
         match self {

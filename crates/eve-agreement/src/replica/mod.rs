@@ -287,6 +287,11 @@ impl Replica {
         self.committed
     }
 
+    /// The highest batch handed to the execution side.
+    pub fn executing(&self) -> BatchSeq {
+        self.executing
+    }
+
     /// The last checkpoint.
     pub fn stable(&self) -> BatchSeq {
         self.stable
