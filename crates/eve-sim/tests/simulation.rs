@@ -62,7 +62,7 @@ fn the_same_seed_gives_the_same_trace_twice() {
 }
 
 /// Seeds that once broke an invariant, each a bug fixed since: they must keep passing.
-const REGRESSION_SEEDS: [u64; 14] = [
+const REGRESSION_SEEDS: [u64; 24] = [
     6,     // a verifier's timer was due while a view change waited: time stood still
     65,    // a catching-up primary's batch timer stayed due
     910,   // view changes never converged (future views dropped, no backoff)
@@ -77,6 +77,17 @@ const REGRESSION_SEEDS: [u64; 14] = [
     55661, // the same, with a Byzantine primary
     2069,  // a restarted replica never learned the current view
     3177,  // a view start no replica held (locks from superseded views)
+    // Found by the harsher simulator (overlapping faults, amnesiac restarts, late messages):
+    1294,  // restarted verifiers outnumbered the live ones: recovery counted against u
+    585,   // the same, u = 1, r = 1
+    609,   // verifiers stuck asking for views others had entered and whose leader forgot
+    3472,  // a replica isolated from the start never armed its timers (simulator)
+    132,   // a replica that missed the last batches never learned it was behind while idle
+    3060,  // a transfer whose target no peer held any more never asked for a newer one
+    2504,  // a restarted replica asked for a delta from a version 0 it did not hold
+    12232, // every replica lost its memory, one after another, within the fault budget
+    2861,  // a verifier left behind reported a superseded lock of an older view
+    7576,  // both holders of a locked batch lost their memory, one after the other
 ];
 
 #[test]
