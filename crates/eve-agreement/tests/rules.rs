@@ -295,6 +295,129 @@ fn a_mismatching_replica_rolls_back_fetches_state_and_releases_no_reply() {
 }
 
 #[test]
+fn an_import_that_succeeds_after_the_target_moved_on_is_kept() {
+    // Finding 6: the transfer of batch 1 is under way when its round times out and a newer
+    // agreed batch (2) becomes the target; the import of 1 then succeeds. The store sealed
+    // version 1, so the replica must take it as committed and go on from there.
+    let (mut r1, _mine) = backup_that_executed(roots(0, 1));
+    let agreed_roots = roots(0, 7);
+    r1.handle_message(T0, verifier(0), verified_1(agreed_roots.token(BatchSeq(1))));
+    let delta = Delta {
+        from: BatchSeq(0),
+        to: BatchSeq(1),
+        entries: vec![],
+    };
+    let honest = StateReply::Delta {
+        roots: agreed_roots,
+        delta,
+    };
+    r1.handle_message(T0, replica(R2), Message::StateReply(Box::new(honest)));
+    let epoch = match drain_replica(&mut r1).as_slice() {
+        [.., Output::Exec(ExecCommand::ImportDelta { epoch, .. })] => *epoch,
+        other => panic!("expected the delta to be imported, got {other:?}"),
+    };
+    let later = Message::Verified {
+        view: View(0),
+        seq: BatchSeq(2),
+        token: roots(7, 9).token(BatchSeq(2)),
+        sequential: false,
+    };
+    r1.handle_message(T0, verifier(0), later);
+    let timeout = r1.next_timeout().expect("the transfer has a deadline");
+    r1.handle_timeout(timeout);
+    drain_replica(&mut r1);
+    r1.handle_exec_event(
+        timeout,
+        ExecEvent::StateApplied {
+            epoch,
+            target: BatchSeq(1),
+            roots: agreed_roots,
+            result: Ok(()),
+        },
+    );
+    assert_eq!(
+        r1.committed(),
+        BatchSeq(1),
+        "the state the store sealed is agreed: it counts"
+    );
+    assert!(r1.is_transferring(), "and the transfer goes on to batch 2");
+    assert!(
+        drain_replica(&mut r1).iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::StateRequest {
+                    target: BatchSeq(2),
+                    base: Some(BatchSeq(1))
+                },
+                ..
+            }
+        )),
+        "it asks for the rest from batch 1"
+    );
+}
+
+#[test]
+fn a_transfer_of_the_next_batch_must_start_from_the_committed_root() {
+    // Finding 4: committed states form one chain. R1 committed batch 1 with root 1; the agreed
+    // token of batch 2 differs from its own, and a peer offers roots whose token matches but
+    // that start from root 5: importing them would commit a state that does not follow batch 1.
+    let (mut r1, token) = backup_that_executed(roots(0, 1));
+    r1.handle_message(T0, verifier(0), verified_1(token));
+    drain_replica(&mut r1);
+    r1.handle_message(T0, replica(R0), Message::ExecuteBatch(batch(2)));
+    drain_replica(&mut r1);
+    let own = roots(1, 2);
+    r1.handle_exec_event(
+        T0,
+        ExecEvent::Executed {
+            epoch: 0,
+            seq: BatchSeq(2),
+            roots: own,
+            token: own.token(BatchSeq(2)),
+            replies: vec![reply(2, "done")],
+        },
+    );
+    drain_replica(&mut r1);
+    let broken = roots(5, 9);
+    let agreed = Message::Verified {
+        view: View(0),
+        seq: BatchSeq(2),
+        token: broken.token(BatchSeq(2)),
+        sequential: false,
+    };
+    r1.handle_message(T0, verifier(0), agreed);
+    let asked = drain_replica(&mut r1);
+    assert!(
+        asked.contains(&send(
+            replica(R2),
+            Message::StateRequest {
+                target: BatchSeq(2),
+                base: Some(BatchSeq(1))
+            }
+        )),
+        "a mismatch: the next batch is fetched from a peer: {asked:?}"
+    );
+    let offer = StateReply::Delta {
+        roots: broken,
+        delta: Delta {
+            from: BatchSeq(1),
+            to: BatchSeq(2),
+            entries: vec![],
+        },
+    };
+    r1.handle_message(T0, replica(R2), Message::StateReply(Box::new(offer)));
+    let outputs = drain_replica(&mut r1);
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, Output::Exec(ExecCommand::ImportDelta { .. }))),
+        "roots that do not start from the committed root are not imported: {outputs:?}"
+    );
+    assert_eq!(r1.counters().drops.get("state-breaks-the-chain"), 1);
+    assert_eq!(r1.committed(), BatchSeq(1));
+}
+
+#[test]
 fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially() {
     // Three replicas, three different tokens: no token can reach 2.
     let mut v1 = Verifier::new(VerifierId(1), config());

@@ -54,6 +54,37 @@ impl Checks {
         }
     }
 
+    /// Committed states form one chain: the roots a replica holds for its committed batch
+    /// `seq` end in the root its store has there, and start at the root every correct replica
+    /// committed at `seq - 1` (the token of `seq` binds both).
+    pub fn chain(
+        &mut self,
+        replica: ReplicaId,
+        seq: BatchSeq,
+        root: Digest,
+        roots: eve_agreement::Roots,
+        report: &mut RunReport,
+    ) {
+        if roots.new_root != root {
+            report.violation(format!(
+                "{replica} committed {seq} with roots ending in {}, but its store holds {}",
+                roots.new_root.short(),
+                root.short()
+            ));
+        }
+        let Some(prev) = seq.prev() else { return };
+        if let Some((other, prev_root)) = self.roots.get(&prev)
+            && *prev_root != roots.prev_root
+        {
+            report.violation(format!(
+                "committed states do not chain at {seq}: {replica}'s batch starts from {}, \
+                 but {other} committed {} at {prev}",
+                roots.prev_root.short(),
+                prev_root.short()
+            ));
+        }
+    }
+
     /// A correct replica released a committed reply: correct replicas must agree on it.
     pub fn released(&mut self, replica: ReplicaId, reply: &Reply, report: &mut RunReport) {
         let key = (reply.client, reply.request_no);

@@ -869,8 +869,19 @@ impl Cluster {
         }
         let committed = node.logic.committed();
         let state = node.exec.executor().state();
-        if let Ok(root) = state.root_of(committed) {
-            self.checks.committed(id, committed, root, &mut self.report);
+        match state.root_of(committed) {
+            Ok(root) => {
+                let roots = node.logic.committed_roots();
+                self.checks.committed(id, committed, root, &mut self.report);
+                if let Some(roots) = roots {
+                    self.checks
+                        .chain(id, committed, root, roots, &mut self.report);
+                }
+            }
+            // A check that cannot run is a failure, not a skip.
+            Err(err) => self.report.violation(format!(
+                "{id} committed {committed} but its store cannot give that version's root: {err}"
+            )),
         }
     }
 

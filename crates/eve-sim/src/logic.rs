@@ -103,6 +103,14 @@ impl Logic {
         }
     }
 
+    /// The roots of the last committed batch, where the replica keeps them (Eve).
+    pub fn committed_roots(&self) -> Option<eve_agreement::Roots> {
+        match self {
+            Logic::Eve(r) => r.committed_roots(),
+            Logic::Pb(_) => None,
+        }
+    }
+
     /// Why the replica cannot make progress, if it knows.
     pub fn stall_reason(&self) -> Option<String> {
         match self {

@@ -102,6 +102,9 @@ pub struct ReplicaCounters {
     pub state_transfers_completed: u64,
     /// State transfers that completed more than a verification timeout after they started.
     pub transfers_past_timeout: u64,
+    /// Imports that landed on an agreed batch after the transfer's target had moved on: kept,
+    /// and the transfer went on from there.
+    pub state_transfers_resumed: u64,
     /// Transfers refused (bad data, or a peer that did not hold the state): another peer was
     /// asked.
     pub state_transfer_failures: u64,
@@ -285,6 +288,12 @@ impl Replica {
     /// The last committed batch.
     pub fn committed(&self) -> BatchSeq {
         self.committed
+    }
+
+    /// The roots (before and after) of the last committed batch, as this replica knows them
+    /// (its own execution's, or the agreed ones a transfer brought).
+    pub fn committed_roots(&self) -> Option<Roots> {
+        self.roots.get(&self.committed).copied()
     }
 
     /// The highest batch handed to the execution side.

@@ -156,6 +156,14 @@ impl Replica {
         match reply.check(target, token, base, epoch, peer) {
             StateReplyCheck::Import(command) => {
                 self.unheld_streak = 0;
+                if !self.extends_committed(target, &command) {
+                    // The agreed roots of the next batch must start where this replica's
+                    // committed state ends: otherwise committed states would not form one
+                    // chain, and something beyond the fault model happened.
+                    self.counters.drops.count("state-breaks-the-chain");
+                    self.transfer_failed(now);
+                    return;
+                }
                 self.exec(command)
             }
             StateReplyCheck::NotHeld(_) => {
@@ -193,7 +201,9 @@ impl Replica {
         roots: crate::message::Roots,
         ok: bool,
     ) {
-        if epoch != self.epoch || self.transfer.as_ref().is_none_or(|t| t.target != target) {
+        let current = self.transfer.as_ref().map(|t| t.target);
+        let fits = current.is_some_and(|c| target <= c) && target > self.committed;
+        if epoch != self.epoch || !fits || (!ok && current != Some(target)) {
             self.counters.drops.count("stale-state-transfer");
             return;
         }
@@ -206,11 +216,30 @@ impl Replica {
             self.transfer_failed(now);
             return;
         }
+        if current != Some(target) {
+            // The target moved on while this import ran, but the store sealed an agreed
+            // version: keep it and fetch the rest from there.
+            self.counters.state_transfers_resumed += 1;
+            self.settle_at(target, roots);
+            self.request_state(now);
+            return;
+        }
         let transfer = self.transfer.take().expect("checked above");
         if transfer.started.plus_ms(self.verify_timeout_ms()) < now {
             self.counters.transfers_past_timeout += 1;
         }
         self.counters.state_transfers_completed += 1;
+        self.settle_at(target, roots);
+        self.progress_deadline = None;
+        self.execute_ready();
+        self.try_commit(now);
+        if self.highest_agreed().is_some() {
+            self.arm_progress(now);
+        }
+    }
+
+    /// The store holds the agreed state of `target`: it is this replica's committed batch.
+    fn settle_at(&mut self, target: BatchSeq, roots: crate::message::Roots) {
         self.state_is_committed = true;
         self.committed = target;
         self.executing = target;
@@ -231,11 +260,20 @@ impl Replica {
         if self.next_seq <= target {
             self.next_seq = target.next();
         }
-        self.progress_deadline = None;
-        self.execute_ready();
-        self.try_commit(now);
-        if self.highest_agreed().is_some() {
-            self.arm_progress(now);
-        }
+    }
+
+    /// Whether importing `command` (for `target`) extends this replica's committed state: when
+    /// the target is the next batch, its roots must start from the committed root.
+    fn extends_committed(&self, target: BatchSeq, command: &ExecCommand) -> bool {
+        let roots = match command {
+            ExecCommand::ImportDelta { roots, .. } | ExecCommand::StartImport { roots, .. } => {
+                roots
+            }
+            _ => return true,
+        };
+        let mine = self.roots.get(&self.committed);
+        target != self.committed.next()
+            || !self.state_is_committed
+            || mine.is_none_or(|m| m.new_root == roots.prev_root)
     }
 }
