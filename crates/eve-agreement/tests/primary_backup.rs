@@ -533,9 +533,12 @@ fn silent_primary_makes_the_backup_promote_itself() {
     assert!(new_primary.is_primary());
     assert_eq!(new_primary.counters().promotions, 1);
     assert_eq!(
-        new_primary.counters().sequential_executions,
-        1,
-        "the re-issued batch, first of the view, ran sequentially"
+        (
+            new_primary.counters().batches_kept,
+            new_primary.counters().sequential_executions
+        ),
+        (1, 0),
+        "the batch the backup executed is kept with its result, not re-executed"
     );
     for (c, done) in pair.done.iter().enumerate() {
         assert_eq!(
@@ -550,6 +553,45 @@ fn silent_primary_makes_the_backup_promote_itself() {
     }
     assert!(pair.replies_by[1] >= 2, "the new primary replied");
     assert_eq!(pair.value(R1, "shared"), 2);
+}
+
+#[test]
+fn a_promoted_backup_keeps_the_result_the_old_primary_committed_and_replied() {
+    // Finding 5: the primary commits batch 2 on the backup's matching (parallel) token and
+    // replies; its `Commit` is lost and it crashes. Had the backup re-executed batch 2
+    // sequentially on promotion, an application that is not deterministic under parallel
+    // execution could give another result than the one the client holds: the backup's
+    // application here adds one too many on its next increment, which a re-execution hits.
+    // (The client's reply is the same either way here: it was released by the old primary.)
+    let mut pair = Pair::new(1);
+    pair.give(|_| vec![increment("shared")]);
+    pair.complete();
+    let replied = pair.replies_by[0];
+    pair.give(|_| vec![increment("shared")]);
+    pair.run_until("the primary committed batch 2 and replied", |p| {
+        p.replies_by[0] > replied
+    });
+    pair.queue.retain(|(from, _, msg)| {
+        !(*from == NodeId::Replica(R0) && matches!(msg, Message::Commit { .. }))
+    });
+    pair.settle();
+    assert_eq!(counter(&pair.done[0][1]), 2, "the client holds 2");
+    pair.nodes[1]
+        .exec
+        .executor()
+        .app()
+        .skew
+        .store(1, Ordering::SeqCst);
+    pair.crash(R0);
+    pair.run_until("the backup promoted itself and committed batch 2", |p| {
+        p.replica(R1).is_primary() && p.replica(R1).committed() >= BatchSeq(2)
+    });
+    assert_eq!(pair.replica(R1).counters().promotions, 1);
+    assert_eq!(
+        pair.value(R1, "shared"),
+        2,
+        "the new primary's state is the one the client was told of"
+    );
 }
 
 /// Crashes the backup, runs the primary alone, restarts the backup empty, and checks that it
@@ -940,7 +982,7 @@ fn backup_executes_verifies_and_commits_without_replying() {
 }
 
 #[test]
-fn silent_primary_makes_the_backup_promote_and_reissue_what_it_held() {
+fn silent_primary_makes_the_backup_promote_and_keep_what_it_executed() {
     let mut backup = PbReplica::new(R1, config(1));
     let now = Time::ZERO.plus_ms(5);
     let held = batch(0, 1, vec![request(1, 1)], 5);
@@ -949,6 +991,31 @@ fn silent_primary_makes_the_backup_promote_and_reissue_what_it_held() {
     outputs(&mut backup);
     let silent = now.plus_ms(BACKUP_TIMEOUT_MS);
     assert_eq!(backup.next_timeout(), Some(silent));
+    backup.handle_timeout(silent);
+    let kept = Batch {
+        view: View(1),
+        ..held
+    };
+    assert_eq!(
+        outputs(&mut backup),
+        vec![rollback(1), send(TO_R0, Message::ExecuteBatch(kept)),],
+        "view 1: the batch it executed is kept with its result (the old primary may have \
+         committed it on this very token and replied), not re-executed"
+    );
+    assert_eq!(backup.view(), View(1));
+    assert!(backup.is_primary());
+    assert_eq!(backup.counters().promotions, 1);
+    assert_eq!(backup.counters().batches_kept, 1);
+}
+
+#[test]
+fn silent_primary_makes_the_backup_promote_and_reissue_what_it_had_not_executed() {
+    let mut backup = PbReplica::new(R1, config(1));
+    let now = Time::ZERO.plus_ms(5);
+    let held = batch(0, 1, vec![request(1, 1)], 5);
+    backup.handle_message(now, TO_R0, Message::ExecuteBatch(held.clone()));
+    outputs(&mut backup);
+    let silent = now.plus_ms(BACKUP_TIMEOUT_MS);
     backup.handle_timeout(silent);
     let reissued = Batch {
         view: View(1),
@@ -965,9 +1032,7 @@ fn silent_primary_makes_the_backup_promote_and_reissue_what_it_held() {
         "view 1: roll back to committed, re-issue the held batch (same seq, requests and \
          inputs) to run sequentially"
     );
-    assert_eq!(backup.view(), View(1));
-    assert!(backup.is_primary());
-    assert_eq!(backup.counters().promotions, 1);
+    assert_eq!(backup.counters().batches_kept, 0);
 }
 
 #[test]

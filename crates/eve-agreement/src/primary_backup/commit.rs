@@ -115,10 +115,11 @@ impl PbReplica {
                     waiting = true;
                     break;
                 }
-                Some(_) if slot.batch.sequential => {
+                Some(_) if slot.batch.sequential || slot.kept => {
                     // Sequential execution is deterministic, so a backup that still disagrees
-                    // is broken; in the crash model the primary's result stands, and the
-                    // backup repairs itself by state transfer when the `Commit` contradicts it.
+                    // is broken; a kept result may be what the old primary committed and
+                    // replied. In the crash model the primary's result stands, and the backup
+                    // repairs itself by state transfer when the `Commit` contradicts it.
                     self.counters.divergences += 1;
                     self.counters.sequential_divergences += 1;
                     self.commit_one(now, seq);

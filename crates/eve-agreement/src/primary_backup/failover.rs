@@ -2,7 +2,7 @@
 //! silent, and a replica adopting a higher view announced by the other one (an old primary
 //! that learns it was replaced becomes the backup).
 
-use super::{PbReplica, primary_of};
+use super::{PbReplica, Slot, primary_of};
 use crate::message::{Batch, Message};
 use crate::time::Time;
 use eve_types::{Request, View};
@@ -49,10 +49,11 @@ impl PbReplica {
                 .is_some_and(|(heard, _)| heard > self.committed)
     }
 
-    /// Becomes the primary of the next view: rolls back to the last committed batch, then
-    /// re-issues the uncommitted batches it held (the run that follows the committed one, with
-    /// the same requests and non-deterministic inputs), the first executed sequentially; the
-    /// requests of any other batch it held are ordered again.
+    /// Becomes the primary of the next view: keeps the batches after the committed one that it
+    /// executed, with its own results; rolls back the rest and re-issues the uncommitted batches
+    /// it held (the run that follows, with the same requests and non-deterministic inputs), the
+    /// first re-executed one sequentially; the requests of any other batch it held are ordered
+    /// again.
     ///
     /// The old primary may have committed, and replied for, any batch this backup executed
     /// (it commits only on the backup's token), so those batches keep their number, requests
@@ -68,8 +69,44 @@ impl PbReplica {
         );
         self.reset_view_state();
         let committed = self.committed;
-        self.rollback_to(committed);
+        // The batches after the committed one that this replica executed are kept with their
+        // results: the old primary commits only on a matching backup token, so it may have
+        // committed them on this very execution and replied; re-executing them (sequentially)
+        // could give an application that is not deterministic under parallel execution
+        // another result than the one clients hold.
+        let mut kept_to = committed;
+        while slots
+            .get(&kept_to.next())
+            .is_some_and(|slot| slot.result.is_some())
+        {
+            kept_to = kept_to.next();
+        }
+        self.rollback_to(kept_to);
         self.next_seq = committed.next();
+        while self.next_seq <= kept_to {
+            let slot = slots.remove(&self.next_seq).expect("listed above");
+            let batch = Batch {
+                view: self.view,
+                ..slot.batch
+            };
+            for request in &batch.requests {
+                self.in_flight.insert((request.client, request.request_no));
+            }
+            self.next_seq = batch.seq.next();
+            self.counters.batches_ordered += 1;
+            self.counters.batches_kept += 1;
+            self.send_to_peer(now, Message::ExecuteBatch(batch.clone()));
+            let seq = batch.seq;
+            self.slots.insert(
+                seq,
+                Slot {
+                    batch,
+                    result: slot.result,
+                    backup_token: None,
+                    kept: true,
+                },
+            );
+        }
         let mut first = true;
         while let Some(slot) = slots.remove(&self.next_seq) {
             let batch = Batch {
@@ -94,6 +131,8 @@ impl PbReplica {
         if !self.pending.is_empty() {
             self.cut_batches(now, true);
         }
+        // Kept batches commit on the backup's token, or alone once it stays silent.
+        self.try_commit_primary(now);
         if self.heartbeat_at.is_none() {
             // Nothing re-issued: announce the view at once all the same, so that an old
             // primary still alive learns it was replaced.

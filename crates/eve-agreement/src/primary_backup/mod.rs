@@ -40,6 +40,9 @@ struct Slot {
     result: Option<Executed>,
     /// Primary only: the backup's token for it, received in the current epoch.
     backup_token: Option<Token>,
+    /// Primary only: its result was kept from before a promotion (the old primary may have
+    /// committed it and replied), so it stands even if a backup's token disagrees.
+    kept: bool,
 }
 
 impl Slot {
@@ -48,6 +51,7 @@ impl Slot {
             batch,
             result: None,
             backup_token: None,
+            kept: false,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct PbCounters {
     pub sequential_executions: u64,
     /// Times this replica promoted itself to primary.
     pub promotions: u64,
+    /// Batches a promoted backup kept with its own results (it had executed them).
+    pub batches_kept: u64,
     /// Times a silent primary was not replaced because this backup knew it was behind it.
     pub promotions_deferred: u64,
     /// Higher views learned from the other replica.
