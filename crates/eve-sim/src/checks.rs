@@ -85,6 +85,14 @@ impl Checks {
         }
     }
 
+    /// Every reply correct replicas released, by request.
+    pub fn released_bodies(&self) -> BTreeMap<(ClientId, RequestNo), Bytes> {
+        self.released
+            .iter()
+            .map(|(key, (_, body))| (*key, body.clone()))
+            .collect()
+    }
+
     /// A correct replica released a committed reply: correct replicas must agree on it.
     pub fn released(&mut self, replica: ReplicaId, reply: &Reply, report: &mut RunReport) {
         let key = (reply.client, reply.request_no);

@@ -5,6 +5,7 @@ use crate::app::SimApp;
 use crate::checks::Checks;
 use crate::logic::Logic;
 use crate::network::Network;
+use crate::reference::Reference;
 use crate::report::RunReport;
 use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
@@ -120,6 +121,9 @@ impl Ord for Scheduled {
 struct ReplicaNode {
     id: ReplicaId,
     logic: Logic,
+    /// The requests of the batch this incarnation last executed at each position (rolled
+    /// back ones dropped), for the reference replay.
+    executed: BTreeMap<eve_types::BatchSeq, Vec<eve_types::Request>>,
     exec: ReplicaExecutor<SimApp>,
     up: bool,
     incarnation: u64,
@@ -159,6 +163,7 @@ pub struct Cluster {
     slots: Vec<FaultSlot>,
     rng: SplitMix64,
     checks: Checks,
+    reference: Reference,
     report: RunReport,
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
@@ -186,6 +191,7 @@ impl Cluster {
                     .flatten();
                 ReplicaNode {
                     id,
+                    executed: BTreeMap::new(),
                     logic: Logic::new(id, &config),
                     exec: new_executor(&scenario, &config, id, 0),
                     up: true,
@@ -227,6 +233,7 @@ impl Cluster {
             slots: Vec::new(),
             rng: SplitMix64::new(splitmix64(seed ^ 0xfa17)),
             checks: Checks::default(),
+            reference: Reference::default(),
             report,
             trace: blake3::Hasher::new(),
             log: None,
@@ -370,6 +377,44 @@ impl Cluster {
             ));
         }
         self.finish(events)
+    }
+
+    /// The independent checks at the end of a run: released replies against a sequential
+    /// replay of the committed batches (when the mixer is correct, so that parallel execution
+    /// must equal sequential execution), and the committed object maps of the replicas that
+    /// hold exactly their committed version, compared directly.
+    fn check_against_reference(&mut self) {
+        if self.scenario.faults.missed_conflict_ppm == 0 {
+            let released = self.checks.released_bodies();
+            self.report.counts.reference_replies +=
+                self.reference.check(&released, &mut self.report);
+        }
+        let mut first: Option<(ReplicaId, eve_types::BatchSeq, BTreeMap<Bytes, Bytes>)> = None;
+        for node in &self.replicas {
+            let state = node.exec.executor().state();
+            let committed = node.logic.committed();
+            let exact = state.sealed_version() == committed && !state.has_unsealed_writes();
+            if !node.up || node.byzantine.is_some() || !exact || committed.0 == 0 {
+                continue;
+            }
+            let map = state.to_map();
+            self.report.counts.object_maps_compared += 1;
+            match &first {
+                None => first = Some((node.id, committed, map)),
+                Some((other, seq, theirs)) if *seq == committed && *theirs != map => {
+                    let differing = map
+                        .iter()
+                        .filter(|(k, v)| theirs.get(*k) != Some(*v))
+                        .count()
+                        + theirs.keys().filter(|k| !map.contains_key(*k)).count();
+                    self.report.violation(format!(
+                        "{} and {other} committed {committed} with different objects ({differing} differ)",
+                        node.id
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// Why the cluster cannot go on, when every correct replica that is up says so.
@@ -673,6 +718,7 @@ impl Cluster {
         let nonce = splitmix64(self.scenario.seed ^ (u64::from(replica.0) << 40) ^ incarnation);
         let node = &mut self.replicas[replica.0 as usize];
         node.logic = Logic::restart(replica, &self.config, nonce);
+        node.executed.clear();
         node.exec = exec;
         node.up = true;
         node.incarnation = incarnation;
@@ -792,6 +838,15 @@ impl Cluster {
 
     fn execute(&mut self, id: ReplicaId, command: eve_agreement::ExecCommand) {
         let node = &mut self.replicas[id.0 as usize];
+        match &command {
+            eve_agreement::ExecCommand::Execute { batch, .. } => {
+                node.executed.insert(batch.seq, batch.requests.clone());
+            }
+            eve_agreement::ExecCommand::Rollback { to } => {
+                node.executed.retain(|seq, _| seq <= to);
+            }
+            _ => {}
+        }
         let cost_us = match &command {
             eve_agreement::ExecCommand::Execute { batch, .. } => {
                 EXEC_COST_PER_REQUEST_US * batch.requests.len() as u64
@@ -838,6 +893,16 @@ impl Cluster {
                     && byzantine.is_none()
                 {
                     self.checks.released(id, reply, &mut self.report);
+                    // A reply is released only for a batch committed with this replica's own
+                    // token: the batch it executed there is the committed one.
+                    let executed = self.replicas[id.0 as usize].executed.get(&reply.seq);
+                    if let Some(requests) = executed.filter(|requests| {
+                        requests
+                            .iter()
+                            .any(|r| (r.client, r.request_no) == (reply.client, reply.request_no))
+                    }) {
+                        self.reference.committed(id, reply.seq, requests);
+                    }
                 }
                 let n = self.replicas.len() as u32;
                 match byzantine {
@@ -925,6 +990,7 @@ impl Cluster {
             }
         }
         self.checks.check_history(&mut self.report);
+        self.check_against_reference();
         for node in &self.replicas {
             node.logic.report_to(&mut self.report);
             if node.byzantine.is_some() && node.logic.batches_ordered() > 0 {

@@ -19,7 +19,7 @@
 //! module rejects is certainly not linearizable; one it accepts is linearizable per key, and
 //! the transfers in it are only known to be individually plausible.
 
-mod key_model;
+pub(crate) mod key_model;
 
 use crate::linearizability::{self, Call, SearchBudget, Violation};
 use bytes::Bytes;
@@ -134,7 +134,7 @@ fn project(events: &[KvEvent]) -> BTreeMap<Bytes, Projection> {
 }
 
 /// The keys `op` touches, with what it does to each.
-fn key_ops(op: &KvOp) -> Vec<(Bytes, KeyOp)> {
+pub(crate) fn key_ops(op: &KvOp) -> Vec<(Bytes, KeyOp)> {
     match op {
         KvOp::Get { key } => vec![(key.clone(), KeyOp::Get)],
         KvOp::Put { key, value } => vec![(key.clone(), KeyOp::Put(value.clone()))],

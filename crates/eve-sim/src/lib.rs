@@ -57,6 +57,7 @@ pub mod kv_history;
 pub mod linearizability;
 mod logic;
 pub mod network;
+mod reference;
 mod report;
 mod run;
 pub mod scenario;

@@ -48,6 +48,12 @@ pub struct Exercised {
     pub byzantine_primaries: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
+    /// Released replies judged against a sequential replay of the committed batches.
+    pub reference_replies: u64,
+    /// Keys the sequential replay stopped judging (too many possible values).
+    pub reference_keys_unjudged: u64,
+    /// Replicas whose committed object map was compared with another's.
+    pub object_maps_compared: u64,
 }
 
 impl Exercised {
@@ -74,6 +80,9 @@ impl Exercised {
         self.transfers_past_timeout += other.transfers_past_timeout;
         self.byzantine_primaries += other.byzantine_primaries;
         self.stalls_reported += other.stalls_reported;
+        self.reference_replies += other.reference_replies;
+        self.reference_keys_unjudged += other.reference_keys_unjudged;
+        self.object_maps_compared += other.object_maps_compared;
     }
 }
 

@@ -66,7 +66,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 14] {
+    pub fn exercised(&self) -> [(&'static str, u64); 16] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -93,6 +93,14 @@ impl Summary {
             (
                 "stalls reported after every replica lost its state",
                 self.counts.stalls_reported,
+            ),
+            (
+                "replies judged by a sequential replay",
+                self.counts.reference_replies,
+            ),
+            (
+                "committed object maps compared",
+                self.counts.object_maps_compared,
             ),
         ]
     }
