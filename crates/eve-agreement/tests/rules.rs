@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use eve_agreement::{
-    Batch, ExecCommand, ExecEvent, Message, NodeId, Output, Replica, Roots, StateReply, Time,
-    Verifier,
+    Batch, ExecCommand, ExecEvent, Lock, Message, NodeId, Output, RecoveryState, Replica, Roots,
+    StateReply, Time, Verifier,
 };
 use eve_exec::Token;
 use eve_state::Delta;
@@ -644,4 +644,109 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
     assert_eq!(v0.counters().drops.get("verify-of-another-view"), 1);
     assert_eq!(v0.counters().drops.get("beyond-window"), 1);
     assert_eq!(drain_verifier(&mut v0), vec![]);
+}
+
+fn view_change(new_view: u64, view: u64, committed: u64, locked: Vec<Lock>) -> Message {
+    Message::ViewChange {
+        new_view: View(new_view),
+        view: View(view),
+        committed: (BatchSeq(committed), Token(Digest([committed as u8; 32]))),
+        locked,
+    }
+}
+
+#[test]
+fn a_new_view_ignores_locks_of_views_older_than_the_latest_entered() {
+    // Seed 2861 (`--mode 1,1`): V1 entered view 2, which started after batch 49; V2 was left
+    // behind in view 0 holding a lock on batch 50 of view 0, which view 2 superseded (batch 50
+    // was ordered again there). The leader of view 3 must not start after that old lock: no
+    // replica holds its state any more.
+    let mut v0 = Verifier::new(VerifierId(0), config());
+    let old_lock = Lock {
+        view: View(0),
+        seq: BatchSeq(50),
+        token: Token(Digest([50; 32])),
+    };
+    v0.handle_message(T0, verifier(1), view_change(3, 2, 49, vec![]));
+    v0.handle_message(T0, verifier(2), view_change(3, 0, 48, vec![old_lock]));
+    let announced: Vec<Output> = drain_verifier(&mut v0)
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::NewView { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced.first(),
+        Some(&send(
+            verifier(0),
+            Message::NewView {
+                view: View(3),
+                start: BatchSeq(49),
+                token: Token(Digest([49; 32])),
+            }
+        )),
+        "the view starts after the latest entered view's start, not after a superseded lock"
+    );
+}
+
+#[test]
+fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
+    // A verifier restarted in view 0: once two peers answered, it knows view 0 and may have
+    // voted in it before; a token quorum there gets no `Commit` from it.
+    let mut v1 = Verifier::restart(VerifierId(1), config(), 7);
+    v1.handle_timeout(T0);
+    assert_eq!(
+        drain_verifier(&mut v1),
+        vec![
+            send(verifier(0), Message::Recover { nonce: 7 }),
+            send(verifier(2), Message::Recover { nonce: 7 }),
+        ],
+        "a restarted verifier first asks its peers"
+    );
+    let state = |view| RecoveryState {
+        entered: View(view),
+        view: View(view),
+        committed: (BatchSeq(0), Token(Digest::ZERO)),
+        locked: vec![],
+    };
+    let stale = Message::RecoverReply {
+        nonce: 6,
+        state: Box::new(state(0)),
+    };
+    v1.handle_message(T0, verifier(0), stale);
+    assert!(
+        v1.is_recovering(),
+        "an answer to another incarnation does not count"
+    );
+    for v in [0, 2] {
+        let answer = Message::RecoverReply {
+            nonce: 7,
+            state: Box::new(state(0)),
+        };
+        v1.handle_message(T0, verifier(v), answer);
+    }
+    assert!(!v1.is_recovering(), "a quorum of peers answered");
+    let token = roots(0, 1).token(BatchSeq(1));
+    for r in [R0, R1] {
+        v1.handle_message(
+            T0,
+            replica(r),
+            Message::Verify {
+                view: View(0),
+                seq: BatchSeq(1),
+                token,
+            },
+        );
+    }
+    assert_eq!(
+        drain_verifier(&mut v1),
+        vec![],
+        "a token quorum in a view it may have voted in before its restart: no vote"
+    );
 }
