@@ -981,17 +981,30 @@ fn backup_executes_verifies_and_commits_without_replying() {
     assert_eq!(backup.committed(), BatchSeq(1));
 }
 
-#[test]
-fn silent_primary_makes_the_backup_promote_and_keep_what_it_executed() {
+/// A backup that received batch 1 (and, if `executed`, executed it), whose primary then fell
+/// silent for the backup timeout: it has just promoted itself. Returns it and the batch.
+fn backup_promoted_holding_batch_1(executed_it: bool) -> (PbReplica, Batch) {
     let mut backup = PbReplica::new(R1, config(1));
     let now = Time::ZERO.plus_ms(5);
     let held = batch(0, 1, vec![request(1, 1)], 5);
     backup.handle_message(now, TO_R0, Message::ExecuteBatch(held.clone()));
-    backup.handle_exec_event(now, executed(0, 1, token(1), vec![reply1()]));
+    if executed_it {
+        backup.handle_exec_event(now, executed(0, 1, token(1), vec![reply1()]));
+    }
     outputs(&mut backup);
     let silent = now.plus_ms(BACKUP_TIMEOUT_MS);
-    assert_eq!(backup.next_timeout(), Some(silent));
+    assert_eq!(
+        backup.next_timeout(),
+        Some(silent),
+        "the primary's deadline"
+    );
     backup.handle_timeout(silent);
+    (backup, held)
+}
+
+#[test]
+fn silent_primary_makes_the_backup_promote_and_keep_what_it_executed() {
+    let (mut backup, held) = backup_promoted_holding_batch_1(true);
     let kept = Batch {
         view: View(1),
         ..held
@@ -1010,13 +1023,7 @@ fn silent_primary_makes_the_backup_promote_and_keep_what_it_executed() {
 
 #[test]
 fn silent_primary_makes_the_backup_promote_and_reissue_what_it_had_not_executed() {
-    let mut backup = PbReplica::new(R1, config(1));
-    let now = Time::ZERO.plus_ms(5);
-    let held = batch(0, 1, vec![request(1, 1)], 5);
-    backup.handle_message(now, TO_R0, Message::ExecuteBatch(held.clone()));
-    outputs(&mut backup);
-    let silent = now.plus_ms(BACKUP_TIMEOUT_MS);
-    backup.handle_timeout(silent);
+    let (mut backup, held) = backup_promoted_holding_batch_1(false);
     let reissued = Batch {
         view: View(1),
         sequential: true,

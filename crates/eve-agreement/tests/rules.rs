@@ -67,6 +67,23 @@ fn reply(seq: u64, body: &'static str) -> Reply {
     }
 }
 
+/// A delta with no entries from `from` to `to`.
+fn empty_delta(from: u64, to: u64) -> Delta {
+    Delta {
+        from: BatchSeq(from),
+        to: BatchSeq(to),
+        entries: vec![],
+    }
+}
+
+/// A peer's state reply: `roots` of the target and an empty delta from `from` to `to`.
+fn delta_reply(roots: Roots, from: u64, to: u64) -> Message {
+    Message::StateReply(Box::new(StateReply::Delta {
+        roots,
+        delta: empty_delta(from, to),
+    }))
+}
+
 fn drain_replica(r: &mut Replica) -> Vec<Output> {
     std::iter::from_fn(|| r.poll_output()).collect()
 }
@@ -302,16 +319,7 @@ fn an_import_that_succeeds_after_the_target_moved_on_is_kept() {
     let (mut r1, _mine) = backup_that_executed(roots(0, 1));
     let agreed_roots = roots(0, 7);
     r1.handle_message(T0, verifier(0), verified_1(agreed_roots.token(BatchSeq(1))));
-    let delta = Delta {
-        from: BatchSeq(0),
-        to: BatchSeq(1),
-        entries: vec![],
-    };
-    let honest = StateReply::Delta {
-        roots: agreed_roots,
-        delta,
-    };
-    r1.handle_message(T0, replica(R2), Message::StateReply(Box::new(honest)));
+    r1.handle_message(T0, replica(R2), delta_reply(agreed_roots, 0, 1));
     let epoch = match drain_replica(&mut r1).as_slice() {
         [.., Output::Exec(ExecCommand::ImportDelta { epoch, .. })] => *epoch,
         other => panic!("expected the delta to be imported, got {other:?}"),
@@ -397,15 +405,7 @@ fn a_transfer_of_the_next_batch_must_start_from_the_committed_root() {
         )),
         "a mismatch: the next batch is fetched from a peer: {asked:?}"
     );
-    let offer = StateReply::Delta {
-        roots: broken,
-        delta: Delta {
-            from: BatchSeq(1),
-            to: BatchSeq(2),
-            entries: vec![],
-        },
-    };
-    r1.handle_message(T0, replica(R2), Message::StateReply(Box::new(offer)));
+    r1.handle_message(T0, replica(R2), delta_reply(broken, 1, 2));
     let outputs = drain_replica(&mut r1);
     assert!(
         !outputs
