@@ -59,6 +59,9 @@ pub struct Lock {
 pub struct RecoveryState {
     /// The view the verifier entered last.
     pub entered: View,
+    /// The batch that view starts after, with its token, where the verifier knows it (not in
+    /// view 0, which starts at the beginning).
+    pub entered_start: Option<(BatchSeq, Token)>,
     /// The highest view the verifier is in or has asked to move to.
     pub view: View,
     /// Its last committed batch and that batch's token.

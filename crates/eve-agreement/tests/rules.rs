@@ -711,6 +711,7 @@ fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
     );
     let state = |view| RecoveryState {
         entered: View(view),
+        entered_start: None,
         view: View(view),
         committed: (BatchSeq(0), Token(Digest::ZERO)),
         locked: vec![],
@@ -748,5 +749,135 @@ fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
         drain_verifier(&mut v1),
         vec![],
         "a token quorum in a view it may have voted in before its restart: no vote"
+    );
+}
+
+#[test]
+fn a_view_learned_before_its_announcement_keeps_the_new_primarys_batches() {
+    // Seed 83761 (u=1 r=1): a backup learns view 2 from the verifiers' ordinary word on batch 1
+    // (they answer its repeated token in their current view), executes the new primary's
+    // batch 2, and only then hears the announcement that view 2 starts after batch 1. Batch 2
+    // belongs to view 2: dropping it left the backup with no copy of a batch the verifiers
+    // then committed, held by no other correct replica.
+    // The replica is replica 1; view 2 (primary replica 2) keeps it a backup.
+    let (mut r1, token_1) = backup_that_executed(roots(0, 1));
+    let r = &mut r1;
+    let verified = |view: u64, seq: u64, token: Token, sequential: bool| Message::Verified {
+        view: View(view),
+        seq: BatchSeq(seq),
+        token,
+        sequential,
+    };
+    r.handle_message(T0, verifier(0), verified(2, 1, token_1, false));
+    assert_eq!(
+        drain_replica(r),
+        vec![reply_done()],
+        "the verifiers' word in view 2 commits batch 1 with this replica's token"
+    );
+    assert_eq!((r.view(), r.committed()), (View(2), BatchSeq(1)));
+
+    let batch_2 = Batch {
+        view: View(2),
+        seq: BatchSeq(2),
+        requests: vec![request(2)],
+        nondet: NonDet {
+            time_ms: 3,
+            seed: 4,
+        },
+        sequential: true,
+    };
+    r.handle_message(T0, replica(R2), Message::ExecuteBatch(batch_2.clone()));
+    let epoch = match drain_replica(r).as_slice() {
+        [Output::Exec(ExecCommand::Execute { epoch, batch })] if *batch == batch_2 => *epoch,
+        other => panic!("the new primary's batch is executed, got {other:?}"),
+    };
+    let roots_2 = roots(1, 2);
+    let token_2 = roots_2.token(BatchSeq(2));
+    r.handle_exec_event(
+        T0,
+        ExecEvent::Executed {
+            epoch,
+            seq: BatchSeq(2),
+            roots: roots_2,
+            token: token_2,
+            replies: vec![reply(2, "two")],
+        },
+    );
+    drain_replica(r);
+
+    // The announcement: view 2 starts after batch 1, which this replica committed.
+    r.handle_message(T0, verifier(0), verified(2, 1, token_1, true));
+    let outputs = drain_replica(r);
+    assert!(
+        outputs
+            .iter()
+            .all(|o| !matches!(o, Output::Exec(ExecCommand::Rollback { .. }))),
+        "nothing of view 2 is rolled back when its start arrives late, got {outputs:?}"
+    );
+    r.handle_message(T0, verifier(0), verified(2, 2, token_2, false));
+    assert_eq!(
+        drain_replica(r),
+        vec![send(
+            NodeId::Client(C),
+            Message::Reply {
+                view: View(2),
+                reply: reply(2, "two"),
+            }
+        )],
+        "batch 2 of view 2 commits with this replica's execution"
+    );
+    assert_eq!(r.committed(), BatchSeq(2));
+}
+
+#[test]
+fn a_recovered_verifier_tells_replicas_where_the_view_it_recovered_into_starts() {
+    // Seed 82597 (u=1 r=1): three verifiers restarted and recovered into view 9, which they
+    // had entered before; asked where the cluster stands, only the fourth announced view 9,
+    // one announcement short of the `r + 1` a replica needs, so the replicas that missed the
+    // view change never learned it and kept forwarding requests to the old primary.
+    let start = (BatchSeq(4), roots(3, 4).token(BatchSeq(4)));
+    let mut v1 = Verifier::restart(VerifierId(1), config(), 7);
+    v1.handle_timeout(T0);
+    drain_verifier(&mut v1);
+    for v in [0, 2] {
+        let state = RecoveryState {
+            entered: View(2),
+            entered_start: Some(start),
+            view: View(2),
+            committed: start,
+            locked: vec![],
+        };
+        let answer = Message::RecoverReply {
+            nonce: 7,
+            state: Box::new(state),
+        };
+        v1.handle_message(T0, verifier(v), answer);
+    }
+    assert!(!v1.is_recovering(), "a quorum of peers answered");
+    assert_eq!(v1.view_start(), Some((View(2), BatchSeq(4))));
+    v1.handle_message(T0, replica(R0), Message::QueryCommitted);
+    assert_eq!(
+        drain_verifier(&mut v1),
+        vec![
+            send(
+                replica(R0),
+                Message::Verified {
+                    view: View(2),
+                    seq: start.0,
+                    token: start.1,
+                    sequential: true,
+                }
+            ),
+            send(
+                replica(R0),
+                Message::Verified {
+                    view: View(2),
+                    seq: start.0,
+                    token: start.1,
+                    sequential: false,
+                }
+            ),
+        ],
+        "the view's start, then the last committed batch"
     );
 }

@@ -44,6 +44,7 @@ fn samples() -> Vec<Message> {
             nonce: 77,
             state: Box::new(RecoveryState {
                 entered: View(2),
+                entered_start: Some((BatchSeq(4), Token(Digest([4; 32])))),
                 view: View(3),
                 committed: (BatchSeq(5), Token(Digest([2; 32]))),
                 locked: vec![Lock {

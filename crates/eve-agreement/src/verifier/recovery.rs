@@ -42,6 +42,10 @@ impl Verifier {
         let view = self.changing.as_ref().map_or(self.view, |c| c.target);
         RecoveryState {
             entered: self.view,
+            entered_start: self
+                .entered
+                .filter(|(view, _, _)| *view == self.view)
+                .map(|(_, start, token)| (start, token)),
             view: view.max(self.view),
             committed: (self.committed, self.committed_token),
             locked: self.locks(),
@@ -105,6 +109,13 @@ impl Verifier {
             .max_by_key(|(seq, _)| *seq)
             .unwrap_or((BatchSeq(0), self.committed_token));
         self.view = entered;
+        // Where that view starts, so that this verifier can tell replicas that missed the
+        // announcement (they need `r + 1` verifiers saying so).
+        self.entered = answers
+            .values()
+            .filter(|a| a.entered == entered)
+            .find_map(|a| a.entered_start)
+            .map(|(start, token)| (entered, start, token));
         self.vote_floor = Some(view);
         self.committed = seq;
         self.committed_token = token;
