@@ -7,7 +7,10 @@
 
 use anyhow::{Result, bail};
 use clap::Args;
-use eve_sim::{RunReport, Scenario, Summary, run_scenario_caught, run_scenario_with_log};
+use eve_sim::{
+    RunReport, Scenario, Summary, run_scenario_caught, run_scenario_with_contents_log,
+    run_scenario_with_log,
+};
 use eve_types::{ClusterConfig, ReplicationMode};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Mutex;
@@ -29,6 +32,9 @@ pub struct SimArgs {
     /// With --seed: print the last LINES events of the run
     #[arg(long, value_name = "LINES", requires = "seed")]
     log: Option<usize>,
+    /// With --log: write every delivered message and execution result out in full
+    #[arg(long, requires = "log")]
+    contents: bool,
     /// Run every seed in one configuration instead of cycling through the standard four:
     /// `U,R` for Eve (e.g. `2,2`) or `pb` for primary-backup (with --seed: the configuration
     /// that seed is replayed in)
@@ -46,7 +52,9 @@ pub fn run(args: &SimArgs) -> Result<()> {
         None => Scenario::from_seed(seed),
     };
     if let Some(seed) = args.seed {
-        let report = if args.log.is_some() {
+        let report = if args.contents {
+            run_scenario_with_contents_log(scenario(seed))
+        } else if args.log.is_some() {
             run_scenario_with_log(scenario(seed))
         } else {
             run_scenario_caught(scenario(seed))

@@ -168,6 +168,8 @@ pub struct Cluster {
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
     log: Option<Vec<String>>,
+    /// Whether log lines show each message and execution result in full.
+    log_contents: bool,
 }
 
 impl Cluster {
@@ -237,6 +239,7 @@ impl Cluster {
             report,
             trace: blake3::Hasher::new(),
             log: None,
+            log_contents: false,
             scenario,
         };
         cluster.schedule_start();
@@ -313,6 +316,14 @@ impl Cluster {
     /// Keeps a line for every event processed, returned in the report's `log`.
     pub fn with_log(mut self) -> Self {
         self.log = Some(Vec::new());
+        self
+    }
+
+    /// Like [`with_log`](Self::with_log), with every delivered message and every execution
+    /// result written out in full (the lines a diagnosis of a failing seed needs).
+    pub fn with_contents_log(mut self) -> Self {
+        self.log = Some(Vec::new());
+        self.log_contents = true;
         self
     }
 
@@ -467,7 +478,12 @@ impl Cluster {
         };
         self.trace.update(line.as_bytes());
         if let Some(log) = &mut self.log {
-            log.push(format!("{:?} {line}", self.now));
+            let contents = match event {
+                Event::Deliver { msg, .. } if self.log_contents => format!(" {msg:?}"),
+                Event::Exec { events, .. } if self.log_contents => format!(" {events:?}"),
+                _ => String::new(),
+            };
+            log.push(format!("{:?} {line}{contents}", self.now));
         }
     }
 

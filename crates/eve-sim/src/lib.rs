@@ -67,7 +67,8 @@ pub use app::{CORRUPTED_KEY, RACY_OP, SimApp};
 pub use cluster::{Cluster, EVENTS_MAX};
 pub use report::{Exercised, RunReport};
 pub use run::{
-    Summary, run_scenario, run_scenario_caught, run_scenario_with_log, run_seed, run_seed_with_log,
+    Summary, run_scenario, run_scenario_caught, run_scenario_with_contents_log,
+    run_scenario_with_log, run_seed, run_seed_with_log,
 };
 pub use scenario::{Byzantine, FaultKind, Faults, Scenario};
 pub use workload::{SimOp, draw_op};

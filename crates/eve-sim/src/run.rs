@@ -19,6 +19,12 @@ pub fn run_scenario_with_log(scenario: Scenario) -> RunReport {
     Cluster::new(scenario).with_log().run()
 }
 
+/// Runs a scenario, keeping a line per event in the report's `log` with every message and
+/// execution result in full.
+pub fn run_scenario_with_contents_log(scenario: Scenario) -> RunReport {
+    Cluster::new(scenario).with_contents_log().run()
+}
+
 /// Runs a scenario; a panic inside the run becomes that run's violation, named with its
 /// seed, instead of ending the whole seed set.
 pub fn run_scenario_caught(scenario: Scenario) -> RunReport {

@@ -62,7 +62,7 @@ fn the_same_seed_gives_the_same_trace_twice() {
 }
 
 /// Seeds that once broke an invariant, each a bug fixed since: they must keep passing.
-const REGRESSION_SEEDS: [u64; 24] = [
+const REGRESSION_SEEDS: [u64; 30] = [
     6,     // a verifier's timer was due while a view change waited: time stood still
     65,    // a catching-up primary's batch timer stayed due
     910,   // view changes never converged (future views dropped, no backoff)
@@ -88,6 +88,12 @@ const REGRESSION_SEEDS: [u64; 24] = [
     12232, // every replica lost its memory, one after another, within the fault budget
     2861,  // a verifier left behind reported a superseded lock of an older view
     7576,  // both holders of a locked batch lost their memory, one after the other
+    83761, // a view learned before its announcement: the new primary's batch was dropped
+    47549, // fixed by the same change
+    61109, // fixed by the same change
+    93193, // fixed by the same change
+    73268, // fixed by the same change (u = 1, r = 0)
+    82597, // recovered verifiers did not know where their view started: none announced it
 ];
 
 #[test]
