@@ -184,9 +184,9 @@ fn a_replica_restarted_on_a_large_state_catches_up_in_many_chunks() {
     // Finding 3: a full transfer had to finish within one `verify_timeout_ms` (100 ms here),
     // or the next round started it over. 100,000 objects in 64 KiB chunks over links of up to
     // 20 ms take far longer; the restarted replica must still catch up (convergence is checked).
-    // FIXME: this passes even with both of the fix's mechanisms removed (a round whose other
-    // peer answers "not held" hands the transfer back to the first peer, whose import goes
-    // on), so it guards convergence on a large state, not the fix itself.
+    // This guards convergence on a large state; it passes even without the fix's two
+    // mechanisms (a round whose other peer answers "not held" hands the transfer back to the
+    // first peer, whose import goes on). `eve-agreement/tests/large_transfer.rs` guards each.
     let mut scenario = Scenario::quiet(11, ReplicationMode::Eve { u: 1, r: 0 });
     scenario.cluster.merkle_bucket_bits = 12;
     scenario.faults.state_objects = 100_000;

@@ -164,9 +164,21 @@ impl Net {
 
     /// Restarts replica `i` with empty memory and state, through `logic`.
     pub fn restart_replica(&mut self, i: u32, logic: Replica) {
+        let exec = executor(&self.config);
+        self.restart_replica_on(i, logic, exec);
+    }
+
+    /// Restarts replica `i` like [`restart_replica`](Self::restart_replica), its executor
+    /// fetching full transfers in chunks of at most `chunk_bytes`.
+    pub fn restart_replica_with_chunks(&mut self, i: u32, logic: Replica, chunk_bytes: usize) {
+        let exec = executor(&self.config).with_chunk_bytes(chunk_bytes);
+        self.restart_replica_on(i, logic, exec);
+    }
+
+    fn restart_replica_on(&mut self, i: u32, logic: Replica, exec: ReplicaExecutor<KvStore>) {
         let node = &mut self.replicas[i as usize];
         node.logic = logic;
-        node.exec = executor(&self.config);
+        node.exec = exec;
         node.up = true;
         node.incarnation += 1;
         self.drain();
@@ -240,6 +252,15 @@ impl Net {
     /// Puts the held messages back in flight, in the order they were held.
     pub fn release_held(&mut self) {
         self.pool.extend(self.held.drain(..));
+    }
+
+    /// Delivers the held messages, in the order they were held, past the filter (which
+    /// applies again to what they cause).
+    pub fn deliver_held(&mut self) {
+        for (from, to, msg) in std::mem::take(&mut self.held) {
+            self.deliver(from, to, msg);
+        }
+        self.run();
     }
 
     pub fn idle(&self, client: usize) -> bool {
