@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod driver;
 mod exec_side;
 pub mod limits;
 mod message;
@@ -24,6 +25,7 @@ mod time;
 mod verifier;
 
 pub use client::{Client, ClientError, Completion};
+pub use driver::{Driver, Io, Logic, ReplicaLogic, TimerStillDue};
 pub use exec_side::{
     CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
 };

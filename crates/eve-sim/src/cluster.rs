@@ -3,7 +3,6 @@
 
 use crate::app::SimApp;
 use crate::checks::Checks;
-use crate::logic::Logic;
 use crate::network::Network;
 use crate::reference::Reference;
 use crate::report::RunReport;
@@ -11,7 +10,8 @@ use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
 use bytes::Bytes;
 use eve_agreement::{
-    Client, ExecEvent, Message, NodeId, Output, ReplicaExecutor, StateReply, Time, Verifier,
+    Client, Driver, ExecCommand, ExecEvent, Io, Logic, Message, NodeId, ReplicaExecutor,
+    ReplicaLogic, StateReply, Time, Verifier,
 };
 use eve_exec::{Executor, SeededRunner};
 use eve_mixer::{FaultyMixer, GreedyMixer, Mixer};
@@ -120,7 +120,7 @@ impl Ord for Scheduled {
 
 struct ReplicaNode {
     id: ReplicaId,
-    logic: Logic,
+    driver: Driver<ReplicaLogic>,
     /// The requests of the batch this incarnation last executed at each position (rolled
     /// back ones dropped), for the reference replay.
     executed: BTreeMap<eve_types::BatchSeq, Vec<eve_types::Request>>,
@@ -132,7 +132,7 @@ struct ReplicaNode {
 }
 
 struct VerifierNode {
-    logic: Verifier,
+    driver: Driver<Verifier>,
     up: bool,
     /// Crashed for good: never restarted.
     dead: bool,
@@ -140,7 +140,7 @@ struct VerifierNode {
 }
 
 struct ClientNode {
-    logic: Client,
+    driver: Driver<Client>,
     rng: SplitMix64,
     remaining: usize,
     current: Option<(SimOp, Time)>,
@@ -153,9 +153,6 @@ pub struct Cluster {
     now: Time,
     queue: BinaryHeap<Reverse<Scheduled>>,
     order: u64,
-    timers: BTreeMap<NodeId, Time>,
-    /// Nodes whose timer stopped advancing (a violation already reported): not re-armed.
-    stuck_timers: std::collections::BTreeSet<NodeId>,
     replicas: Vec<ReplicaNode>,
     verifiers: Vec<VerifierNode>,
     clients: Vec<ClientNode>,
@@ -194,7 +191,7 @@ impl Cluster {
                 ReplicaNode {
                     id,
                     executed: BTreeMap::new(),
-                    logic: Logic::new(id, &config),
+                    driver: Driver::new(ReplicaLogic::new(id, &config)),
                     exec: new_executor(&scenario, &config, id, 0),
                     up: true,
                     incarnation: 0,
@@ -205,7 +202,7 @@ impl Cluster {
             .collect();
         let verifiers = (0..sizes.n_ver as u32)
             .map(|i| VerifierNode {
-                logic: Verifier::new(VerifierId(i), config.clone()),
+                driver: Driver::new(Verifier::new(VerifierId(i), config.clone())),
                 up: true,
                 dead: false,
                 incarnation: 0,
@@ -213,7 +210,7 @@ impl Cluster {
             .collect();
         let clients = (0..scenario.clients)
             .map(|i| ClientNode {
-                logic: Client::new(eve_types::ClientId(i as u64 + 1), &config),
+                driver: Driver::new(Client::new(eve_types::ClientId(i as u64 + 1), &config)),
                 rng: SplitMix64::new(splitmix64(seed ^ 0xc11e47 ^ i as u64)),
                 remaining: scenario.ops_per_client,
                 current: None,
@@ -226,8 +223,6 @@ impl Cluster {
             now: Time::ZERO,
             queue: BinaryHeap::new(),
             order: 0,
-            timers: BTreeMap::new(),
-            stuck_timers: Default::default(),
             replicas,
             verifiers,
             clients,
@@ -246,7 +241,13 @@ impl Cluster {
         // Every node's timers run from the start, whether or not a message ever reaches it.
         for node in cluster.all_nodes() {
             if !matches!(node, NodeId::Client(_)) {
-                cluster.drain(node);
+                let mut io = cluster.io();
+                match node {
+                    NodeId::Replica(id) => cluster.replicas[id.0 as usize].driver.start(&mut io),
+                    NodeId::Verifier(id) => cluster.verifiers[id.0 as usize].driver.start(&mut io),
+                    NodeId::Client(_) => {}
+                }
+                cluster.carry_out(node, io);
             }
         }
         cluster
@@ -378,8 +379,8 @@ impl Cluster {
                 .replicas
                 .iter()
                 .filter(|r| r.up && r.byzantine.is_none())
-                .filter(|r| r.logic.committed() < self.highest_committed())
-                .map(|r| format!("{} at {}", r.id, r.logic.committed()))
+                .filter(|r| r.driver.logic().committed() < self.highest_committed())
+                .map(|r| format!("{} at {}", r.id, r.driver.logic().committed()))
                 .collect();
             self.report.violation(format!(
                 "convergence: {} never caught up to {} after the faults healed",
@@ -403,7 +404,7 @@ impl Cluster {
         let mut first: Option<(ReplicaId, eve_types::BatchSeq, BTreeMap<Bytes, Bytes>)> = None;
         for node in &self.replicas {
             let state = node.exec.executor().state();
-            let committed = node.logic.committed();
+            let committed = node.driver.logic().committed();
             let exact = state.sealed_version() == committed && !state.has_unsealed_writes();
             if !node.up || node.byzantine.is_some() || !exact || committed.0 == 0 {
                 continue;
@@ -434,7 +435,12 @@ impl Cluster {
             .replicas
             .iter()
             .filter(|r| r.up && r.byzantine.is_none())
-            .map(|r| r.logic.stall_reason().map(|why| format!("{}: {why}", r.id)));
+            .map(|r| {
+                r.driver
+                    .logic()
+                    .stall_reason()
+                    .map(|why| format!("{}: {why}", r.id))
+            });
         let first = reasons.next()??;
         reasons.all(|r| r.is_some()).then_some(first)
     }
@@ -445,8 +451,8 @@ impl Cluster {
             .replicas
             .iter()
             .filter(|r| r.byzantine.is_none())
-            .map(|r| r.logic.committed());
-        let verifiers = self.verifiers.iter().map(|v| v.logic.committed());
+            .map(|r| r.driver.logic().committed());
+        let verifiers = self.verifiers.iter().map(|v| v.driver.logic().committed());
         replicas.chain(verifiers).max().unwrap_or_default()
     }
 
@@ -456,7 +462,7 @@ impl Cluster {
         self.replicas
             .iter()
             .filter(|r| r.up && r.byzantine.is_none())
-            .all(|r| r.logic.committed() >= highest)
+            .all(|r| r.driver.logic().committed() >= highest)
     }
 
     fn all_clients_done(&self) -> bool {
@@ -506,14 +512,13 @@ impl Cluster {
                 incarnation,
                 events,
             } => {
-                let node = &mut self.replicas[replica.0 as usize];
+                let node = &self.replicas[replica.0 as usize];
                 if !node.up || node.incarnation != incarnation {
                     return;
                 }
                 for event in events {
-                    node.logic.handle_exec_event(self.now, event);
+                    self.replica_exec_event(replica, event);
                 }
-                self.drain(NodeId::Replica(replica));
             }
             Event::Submit { client } => self.submit(client),
             Event::Crash { replica } => {
@@ -571,7 +576,7 @@ impl Cluster {
         };
         let (candidates, preferred): (Vec<NodeId>, Option<NodeId>) = match self.slots[slot].role {
             Role::Replica => {
-                let view = self.replicas.iter().map(|r| r.logic.view()).max();
+                let view = self.replicas.iter().map(|r| r.driver.logic().view()).max();
                 let n = self.replicas.len() as u64;
                 let primary = view.map(|v| NodeId::Replica(ReplicaId((v.0 % n) as u32)));
                 let candidates = (0..self.replicas.len() as u32)
@@ -584,7 +589,7 @@ impl Cluster {
                 (candidates, primary)
             }
             Role::Verifier => {
-                let view = self.verifiers.iter().map(|v| v.logic.view()).max();
+                let view = self.verifiers.iter().map(|v| v.driver.logic().view()).max();
                 let n = self.verifiers.len() as u64;
                 let leader = view.map(|v| NodeId::Verifier(VerifierId(((v.0 + 1) % n) as u32)));
                 let candidates = (0..self.verifiers.len() as u32)
@@ -649,12 +654,12 @@ impl Cluster {
             .replicas
             .iter()
             .filter(|r| r.up)
-            .map(|r| r.logic.executing())
+            .map(|r| r.driver.logic().executing())
             .max()
             .unwrap_or_default();
         let recovering = match role {
             Role::Verifier => (0..self.verifiers.len() as u32)
-                .filter(|&i| self.verifiers[i as usize].logic.is_recovering())
+                .filter(|&i| self.verifiers[i as usize].driver.logic().is_recovering())
                 .map(|i| NodeId::Verifier(VerifierId(i)))
                 .filter(|node| !held.contains(node))
                 .count(),
@@ -664,9 +669,10 @@ impl Cluster {
             Role::Replica => (0..self.replicas.len() as u32)
                 .filter(|&i| {
                     let node = &self.replicas[i as usize];
-                    let behind = node.incarnation > 0 && node.logic.executing() < highest_executed;
-                    node.logic.lost_state()
-                        || node.logic.committed() < self.highest_committed()
+                    let behind =
+                        node.incarnation > 0 && node.driver.logic().executing() < highest_executed;
+                    node.driver.logic().lost_state()
+                        || node.driver.logic().committed() < self.highest_committed()
                         || behind
                 })
                 .map(|i| NodeId::Replica(ReplicaId(i)))
@@ -709,11 +715,13 @@ impl Cluster {
         node.incarnation += 1;
         let nonce =
             splitmix64(self.scenario.seed ^ 0x7e51 ^ (u64::from(id.0) << 40) ^ node.incarnation);
-        self.report.add_verifier(node.logic.counters());
-        node.logic = Verifier::restart(id, self.config.clone(), nonce);
+        self.report.add_verifier(node.driver.logic().counters());
         node.up = true;
         self.report.counts.verifier_restarts += 1;
-        self.drain(NodeId::Verifier(id));
+        let logic = Verifier::restart(id, self.config.clone(), nonce);
+        let mut io = self.io();
+        self.verifiers[id.0 as usize].driver.replace(logic, &mut io);
+        self.carry_out(NodeId::Verifier(id), io);
     }
 
     fn all_nodes(&self) -> Vec<NodeId> {
@@ -721,19 +729,19 @@ impl Cluster {
             .map(|i| NodeId::Replica(ReplicaId(i)))
             .collect();
         nodes.extend((0..self.verifiers.len() as u32).map(|i| NodeId::Verifier(VerifierId(i))));
-        nodes.extend(self.clients.iter().map(|c| NodeId::Client(c.logic.id())));
+        nodes.extend(self.clients.iter().map(|c| c.driver.logic().node_id()));
         nodes
     }
 
     fn restart(&mut self, replica: ReplicaId) {
         let incarnation = self.replicas[replica.0 as usize].incarnation + 1;
         let exec = new_executor(&self.scenario, &self.config, replica, incarnation);
-        self.replicas[replica.0 as usize]
-            .logic
-            .report_to(&mut self.report);
+        report_replica(
+            self.replicas[replica.0 as usize].driver.logic(),
+            &mut self.report,
+        );
         let nonce = splitmix64(self.scenario.seed ^ (u64::from(replica.0) << 40) ^ incarnation);
         let node = &mut self.replicas[replica.0 as usize];
-        node.logic = Logic::restart(replica, &self.config, nonce);
         node.executed.clear();
         node.exec = exec;
         node.up = true;
@@ -741,133 +749,116 @@ impl Cluster {
         node.busy_until = self.now;
         self.report.counts.restarts += 1;
         self.checks.forget_replica(replica);
-        self.drain(NodeId::Replica(replica));
+        let logic = ReplicaLogic::restart(replica, &self.config, nonce);
+        let mut io = self.io();
+        self.replicas[replica.0 as usize]
+            .driver
+            .replace(logic, &mut io);
+        self.carry_out(NodeId::Replica(replica), io);
     }
 
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
         self.report.messages_delivered += 1;
-        match to {
-            NodeId::Replica(id) => {
-                let node = &mut self.replicas[id.0 as usize];
-                if !node.up {
-                    return;
-                }
-                node.logic.handle_message(self.now, from, msg);
-            }
-            NodeId::Verifier(id) => {
-                let node = &mut self.verifiers[id.0 as usize];
-                if !node.up {
-                    return;
-                }
-                node.logic.handle_message(self.now, from, msg);
-            }
-            NodeId::Client(id) => {
-                let index = (id.0 - 1) as usize;
-                if let Some(done) = self.clients[index].logic.handle_message(from, msg) {
-                    self.complete(index, done);
-                }
-            }
+        let up = match to {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].up,
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize].up,
+            NodeId::Client(_) => true,
+        };
+        if !up {
+            return;
         }
-        self.drain(to);
+        let mut io = self.io();
+        let done = match to {
+            NodeId::Replica(id) => self.replicas[id.0 as usize]
+                .driver
+                .on_message(&mut io, from, msg),
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize]
+                .driver
+                .on_message(&mut io, from, msg),
+            NodeId::Client(id) => self.clients[(id.0 - 1) as usize]
+                .driver
+                .on_message(&mut io, from, msg),
+        };
+        self.carry_out(to, io);
+        if let (NodeId::Client(id), Some(done)) = (to, done) {
+            self.complete((id.0 - 1) as usize, done);
+        }
     }
 
     fn timer(&mut self, node: NodeId) {
-        if self.timers.get(&node) == Some(&self.now) {
-            self.timers.remove(&node);
-        }
-        let now = self.now;
-        if self.next_timeout(node).is_none_or(|t| t > now) {
-            return self.arm_timer(node);
-        }
-        match node {
-            NodeId::Replica(id) => self.replicas[id.0 as usize].logic.handle_timeout(now),
-            NodeId::Verifier(id) => self.verifiers[id.0 as usize].logic.handle_timeout(now),
-            NodeId::Client(id) => self.clients[(id.0 - 1) as usize].logic.handle_timeout(now),
-        }
-        if self.next_timeout(node).is_some_and(|t| t <= now) {
-            // handle_timeout must consume the work that was due, or time stands still.
-            self.report.violation(format!(
-                "{node:?}: a timeout was handled but is still due at {now:?}"
-            ));
-            self.stuck_timers.insert(node);
-        }
-        self.drain(node);
-    }
-
-    fn next_timeout(&self, node: NodeId) -> Option<Time> {
-        match node {
-            NodeId::Replica(id) => {
-                let n = &self.replicas[id.0 as usize];
-                n.up.then(|| n.logic.next_timeout()).flatten()
-            }
-            NodeId::Verifier(id) => {
-                let n = &self.verifiers[id.0 as usize];
-                n.up.then(|| n.logic.next_timeout()).flatten()
-            }
-            NodeId::Client(id) => self.clients[(id.0 - 1) as usize].logic.next_timeout(),
-        }
-    }
-
-    fn arm_timer(&mut self, node: NodeId) {
-        let Some(at) = self.next_timeout(node) else {
-            return;
+        let up = match node {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].up,
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize].up,
+            NodeId::Client(_) => true,
         };
-        if self.stuck_timers.contains(&node) {
+        if !up {
             return;
         }
-        let at = at.max(self.now);
-        if self
-            .timers
-            .get(&node)
-            .is_some_and(|&t| t <= at && t >= self.now)
-        {
-            return;
+        let mut io = self.io();
+        let woken = match node {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].driver.on_wake(&mut io),
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize].driver.on_wake(&mut io),
+            NodeId::Client(id) => self.clients[(id.0 - 1) as usize].driver.on_wake(&mut io),
+        };
+        self.carry_out(node, io);
+        if let Err(stuck) = woken {
+            // handle_timeout must consume the work that was due, or time stands still.
+            self.report.violation(stuck.to_string());
         }
-        self.timers.insert(node, at);
-        self.schedule(at, Event::Timer { node });
     }
 
-    /// Carries out every output of `node`, then re-arms its timer.
-    fn drain(&mut self, node: NodeId) {
-        loop {
-            let output = match node {
-                NodeId::Replica(id) => self.replicas[id.0 as usize].logic.poll_output(),
-                NodeId::Verifier(id) => self.verifiers[id.0 as usize].logic.poll_output(),
-                NodeId::Client(id) => self.clients[(id.0 - 1) as usize].logic.poll_output(),
-            };
-            let Some(output) = output else { break };
-            match output {
-                Output::Send { to, msg } => self.send(node, to, msg),
-                Output::Exec(command) => {
+    /// A buffer for the effects of one driver call, at the current time.
+    fn io(&self) -> Effects {
+        Effects {
+            now: self.now,
+            list: Vec::new(),
+        }
+    }
+
+    /// Carries out, in order, the effects `node`'s driver asked for: sends, execution
+    /// commands and its next wake-up.
+    fn carry_out(&mut self, node: NodeId, io: Effects) {
+        for effect in io.list {
+            match effect {
+                Effect::Send(to, msg) => self.send(node, to, msg),
+                Effect::Exec(command) => {
                     let NodeId::Replica(id) = node else {
                         unreachable!("only replicas execute")
                     };
                     self.execute(id, command);
                 }
+                Effect::Wake(at) => self.schedule(at, Event::Timer { node }),
             }
         }
         if let NodeId::Replica(id) = node {
             self.observe_replica(id);
         }
-        self.arm_timer(node);
     }
 
-    fn execute(&mut self, id: ReplicaId, command: eve_agreement::ExecCommand) {
+    fn replica_exec_event(&mut self, id: ReplicaId, event: ExecEvent) {
+        let mut io = self.io();
+        self.replicas[id.0 as usize]
+            .driver
+            .on_exec_event(&mut io, event);
+        self.carry_out(NodeId::Replica(id), io);
+    }
+
+    fn execute(&mut self, id: ReplicaId, command: ExecCommand) {
         let node = &mut self.replicas[id.0 as usize];
         match &command {
-            eve_agreement::ExecCommand::Execute { batch, .. } => {
+            ExecCommand::Execute { batch, .. } => {
                 node.executed.insert(batch.seq, batch.requests.clone());
             }
-            eve_agreement::ExecCommand::Rollback { to } => {
+            ExecCommand::Rollback { to } => {
                 node.executed.retain(|seq, _| seq <= to);
             }
             _ => {}
         }
         let cost_us = match &command {
-            eve_agreement::ExecCommand::Execute { batch, .. } => {
+            ExecCommand::Execute { batch, .. } => {
                 EXEC_COST_PER_REQUEST_US * batch.requests.len() as u64
             }
-            eve_agreement::ExecCommand::ImportChunk { chunk, .. } => {
+            ExecCommand::ImportChunk { chunk, .. } => {
                 let objects: usize = chunk.parts.iter().map(|p| p.objects.len()).sum();
                 IMPORT_COST_PER_OBJECT_US * objects as u64
             }
@@ -884,8 +875,9 @@ impl Cluster {
         let mut exec_events = Vec::new();
         for event in events {
             match event {
-                // State served to a peer leaves at once (the execution side sends it).
-                ExecEvent::Send { to, msg } => self.send(NodeId::Replica(id), to, msg),
+                // State served to a peer leaves at once (the execution side sends it, through
+                // the logic, which may note it).
+                send @ ExecEvent::Send { .. } => self.replica_exec_event(id, send),
                 other => exec_events.push(other),
             }
         }
@@ -948,11 +940,11 @@ impl Cluster {
         if node.byzantine.is_some() || !node.up {
             return;
         }
-        let committed = node.logic.committed();
+        let committed = node.driver.logic().committed();
         let state = node.exec.executor().state();
         match state.root_of(committed) {
             Ok(root) => {
-                let roots = node.logic.committed_roots();
+                let roots = node.driver.logic().committed_roots();
                 self.checks.committed(id, committed, root, &mut self.report);
                 if let Some(roots) = roots {
                     self.checks
@@ -975,12 +967,18 @@ impl Cluster {
         client.remaining -= 1;
         let op = draw_op(&mut client.rng, self.scenario.keys, faults.racy_ppm);
         client
-            .logic
+            .driver
+            .logic_mut()
             .submit(self.now, op.encode())
             .expect("a client submits only when idle, and operations are small");
         client.current = Some((op, self.now));
-        let id = client.logic.id();
-        self.drain(NodeId::Client(id));
+        let mut io = Effects {
+            now: self.now,
+            list: Vec::new(),
+        };
+        client.driver.flush(&mut io);
+        let id = client.driver.logic().node_id();
+        self.carry_out(id, io);
     }
 
     fn complete(&mut self, index: usize, done: eve_agreement::Completion) {
@@ -988,7 +986,7 @@ impl Cluster {
         let Some((op, invoked)) = client.current.take() else {
             return;
         };
-        let id = client.logic.id();
+        let id = client.driver.logic().id();
         self.report.counts.requests_completed += 1;
         self.checks
             .accepted(id, done.request_no, &done.body, &mut self.report);
@@ -1002,38 +1000,38 @@ impl Cluster {
     fn finish(mut self, events: u64) -> RunReport {
         for client in &mut self.clients {
             if let Some((SimOp::Kv(op), invoked)) = client.current.take() {
-                self.checks.pending(client.logic.id(), invoked, op);
+                self.checks.pending(client.driver.logic().id(), invoked, op);
             }
         }
         self.checks.check_history(&mut self.report);
         self.check_against_reference();
         for node in &self.replicas {
-            node.logic.report_to(&mut self.report);
-            if node.byzantine.is_some() && node.logic.batches_ordered() > 0 {
+            report_replica(node.driver.logic(), &mut self.report);
+            if node.byzantine.is_some() && node.driver.logic().batches_ordered() > 0 {
                 self.report.counts.byzantine_primaries = 1;
             }
         }
         for node in &self.verifiers {
-            self.report.add_verifier(node.logic.counters());
+            self.report.add_verifier(node.driver.logic().counters());
         }
         if !self.report.passed() {
             for node in &self.replicas {
                 let up = if node.up { "" } else { " (down)" };
                 self.report
                     .final_state
-                    .push(format!("{}{up}", node.logic.describe()));
+                    .push(format!("{}{up}", node.driver.logic().describe()));
             }
             for node in &self.verifiers {
                 let up = if node.up { "" } else { " (down)" };
                 self.report
                     .final_state
-                    .push(format!("{}{up}", node.logic.describe()));
+                    .push(format!("{}{up}", node.driver.logic().describe()));
             }
             for client in &self.clients {
                 self.report.final_state.push(format!(
                     "{} outstanding {:?} remaining {}",
-                    client.logic.id(),
-                    client.logic.outstanding().map(|r| r.request_no),
+                    client.driver.logic().id(),
+                    client.driver.logic().outstanding().map(|r| r.request_no),
                     client.remaining
                 ));
             }
@@ -1045,10 +1043,50 @@ impl Cluster {
         self.report.counts.batches_committed = self
             .replicas
             .iter()
-            .map(|r| r.logic.committed().0)
+            .map(|r| r.driver.logic().committed().0)
             .max()
             .unwrap_or(0);
         self.report
+    }
+}
+
+/// One effect a driver asked for.
+enum Effect {
+    Send(NodeId, Message),
+    Exec(ExecCommand),
+    Wake(Time),
+}
+
+/// The simulator's [`Io`]: it buffers one driver call's effects, which the cluster then
+/// carries out on its simulated clock and network (`Cluster::carry_out`).
+struct Effects {
+    now: Time,
+    list: Vec<Effect>,
+}
+
+impl Io for Effects {
+    fn now(&self) -> Time {
+        self.now
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.list.push(Effect::Send(to, msg));
+    }
+
+    fn execute(&mut self, command: ExecCommand) {
+        self.list.push(Effect::Exec(command));
+    }
+
+    fn wake_at(&mut self, at: Time) {
+        self.list.push(Effect::Wake(at));
+    }
+}
+
+/// Adds a replica's counters to a report.
+fn report_replica(logic: &ReplicaLogic, report: &mut RunReport) {
+    match logic {
+        ReplicaLogic::Eve(r) => report.add_replica(r.counters()),
+        ReplicaLogic::PrimaryBackup(r) => report.add_pb(r.counters()),
     }
 }
 

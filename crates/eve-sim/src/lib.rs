@@ -55,7 +55,6 @@ mod checks;
 mod cluster;
 pub mod kv_history;
 pub mod linearizability;
-mod logic;
 pub mod network;
 mod reference;
 mod report;
