@@ -35,6 +35,58 @@ pub trait Io {
     fn wake_at(&mut self, at: Time);
 }
 
+/// One effect a driver asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a message.
+    Send(NodeId, Message),
+    /// Hand a command to the execution side.
+    Exec(ExecCommand),
+    /// Wake the driver at this time.
+    Wake(Time),
+}
+
+/// An [`Io`] that buffers one driver call's effects, in order, for the caller to carry out
+/// afterwards (with whatever borrows or awaits that takes).
+#[derive(Clone, Debug)]
+pub struct Effects {
+    now: Time,
+    list: Vec<Effect>,
+}
+
+impl Effects {
+    /// An empty buffer at time `now`.
+    pub fn new(now: Time) -> Self {
+        Self {
+            now,
+            list: Vec::new(),
+        }
+    }
+
+    /// The effects, in the order they were asked for.
+    pub fn into_effects(self) -> Vec<Effect> {
+        self.list
+    }
+}
+
+impl Io for Effects {
+    fn now(&self) -> Time {
+        self.now
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.list.push(Effect::Send(to, msg));
+    }
+
+    fn execute(&mut self, command: ExecCommand) {
+        self.list.push(Effect::Exec(command));
+    }
+
+    fn wake_at(&mut self, at: Time) {
+        self.list.push(Effect::Wake(at));
+    }
+}
+
 /// An execution replica of either mode.
 pub enum ReplicaLogic {
     /// Asynchronous Eve.

@@ -25,7 +25,7 @@ mod time;
 mod verifier;
 
 pub use client::{Client, ClientError, Completion};
-pub use driver::{Driver, Io, Logic, ReplicaLogic, TimerStillDue};
+pub use driver::{Driver, Effect, Effects, Io, Logic, ReplicaLogic, TimerStillDue};
 pub use exec_side::{
     CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
 };

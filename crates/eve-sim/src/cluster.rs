@@ -10,8 +10,8 @@ use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
 use bytes::Bytes;
 use eve_agreement::{
-    Client, Driver, ExecCommand, ExecEvent, Io, Logic, Message, NodeId, ReplicaExecutor,
-    ReplicaLogic, StateReply, Time, Verifier,
+    Client, Driver, Effect, Effects, ExecCommand, ExecEvent, Logic, Message, NodeId,
+    ReplicaExecutor, ReplicaLogic, StateReply, Time, Verifier,
 };
 use eve_exec::{Executor, SeededRunner};
 use eve_mixer::{FaultyMixer, GreedyMixer, Mixer};
@@ -809,16 +809,13 @@ impl Cluster {
 
     /// A buffer for the effects of one driver call, at the current time.
     fn io(&self) -> Effects {
-        Effects {
-            now: self.now,
-            list: Vec::new(),
-        }
+        Effects::new(self.now)
     }
 
     /// Carries out, in order, the effects `node`'s driver asked for: sends, execution
     /// commands and its next wake-up.
     fn carry_out(&mut self, node: NodeId, io: Effects) {
-        for effect in io.list {
+        for effect in io.into_effects() {
             match effect {
                 Effect::Send(to, msg) => self.send(node, to, msg),
                 Effect::Exec(command) => {
@@ -972,10 +969,7 @@ impl Cluster {
             .submit(self.now, op.encode())
             .expect("a client submits only when idle, and operations are small");
         client.current = Some((op, self.now));
-        let mut io = Effects {
-            now: self.now,
-            list: Vec::new(),
-        };
+        let mut io = Effects::new(self.now);
         client.driver.flush(&mut io);
         let id = client.driver.logic().node_id();
         self.carry_out(id, io);
@@ -1047,38 +1041,6 @@ impl Cluster {
             .max()
             .unwrap_or(0);
         self.report
-    }
-}
-
-/// One effect a driver asked for.
-enum Effect {
-    Send(NodeId, Message),
-    Exec(ExecCommand),
-    Wake(Time),
-}
-
-/// The simulator's [`Io`]: it buffers one driver call's effects, which the cluster then
-/// carries out on its simulated clock and network (`Cluster::carry_out`).
-struct Effects {
-    now: Time,
-    list: Vec<Effect>,
-}
-
-impl Io for Effects {
-    fn now(&self) -> Time {
-        self.now
-    }
-
-    fn send(&mut self, to: NodeId, msg: Message) {
-        self.list.push(Effect::Send(to, msg));
-    }
-
-    fn execute(&mut self, command: ExecCommand) {
-        self.list.push(Effect::Exec(command));
-    }
-
-    fn wake_at(&mut self, at: Time) {
-        self.list.push(Effect::Wake(at));
     }
 }
 

@@ -1,0 +1,56 @@
+//! The execution side on its own thread: it applies the replica's commands in order and sends
+//! back what they produced, so a long batch or a large state transfer never blocks the
+//! protocol loop.
+
+use eve_agreement::{ExecCommand, ExecEvent, ReplicaExecutor};
+use eve_exec::Application;
+use tokio::sync::mpsc;
+
+/// Commands queued for the execution thread; when full, the protocol loop waits (the
+/// execution side is the bottleneck, and the logic bounds what it has in flight).
+pub const EXEC_QUEUE_COMMANDS_MAX: usize = 1024;
+
+/// The protocol loop's end of the execution thread.
+pub struct ExecHandle {
+    /// Where commands go.
+    pub commands: mpsc::Sender<ExecCommand>,
+    /// What comes back. Unbounded: each command yields a bounded number of events and the
+    /// command queue is bounded, so this is too; and the execution thread must never wait on
+    /// the loop that may be waiting on it.
+    pub events: mpsc::UnboundedReceiver<ExecEvent>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ExecHandle {
+    /// Starts the execution thread for `executor`.
+    pub fn spawn<A: Application>(name: String, mut executor: ReplicaExecutor<A>) -> Self {
+        let (commands, mut inbox) = mpsc::channel::<ExecCommand>(EXEC_QUEUE_COMMANDS_MAX);
+        let (outbox, events) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                while let Some(command) = inbox.blocking_recv() {
+                    for event in executor.apply(command) {
+                        if outbox.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+            .expect("the execution thread starts");
+        Self {
+            commands,
+            events,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the thread after the commands already queued, and waits for it.
+    pub fn join(mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! An Eve node: execution replicas and verifiers serving over QUIC with mutual TLS, and the
+//! client library.
+//!
+//! - [`NodeBuilder`] turns an [`eve_exec::Application`] into a running replica (and/or a
+//!   verifier) of a cluster described by a [`ClusterSpec`]; [`Node`] reports status and shuts
+//!   down.
+//! - [`EveClient`] calls operations on a cluster.
+//!
+//! Each role runs the protocol logic of `eve-agreement` through its `Driver`, the same code
+//! the simulator tests, in a loop that carries the driver's effects out over `eve-net` and a
+//! dedicated execution thread.
+
+#![deny(missing_docs)]
+
+mod client;
+mod clock;
+mod exec_thread;
+mod node;
+mod runner;
+
+pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};
+pub use clock::NodeClock;
+pub use exec_thread::EXEC_QUEUE_COMMANDS_MAX;
+pub use node::{ClusterSpec, Node, NodeBuilder, NodeError, RoleStatus};
+pub use runner::COMMANDS_MAX;

@@ -1,0 +1,339 @@
+//! A running node: an execution replica, a verifier, or both in one process, each with its
+//! own QUIC endpoint, protocol loop and (for the replica) execution thread.
+
+use crate::clock::NodeClock;
+use crate::exec_thread::ExecHandle;
+use crate::runner::{Command, Runner};
+use eve_agreement::{NodeId, ReplicaExecutor, ReplicaLogic, Verifier};
+use eve_exec::{Application, Executor, ThreadPoolRunner};
+use eve_mixer::GreedyMixer;
+use eve_net::{Credentials, NetCounters, TlsIdentity, Transport, TransportConfig};
+use eve_state::{StateConfig, StateStore};
+use eve_types::{BatchSeq, ReplicaId, ReplicationMode, ValidConfig, VerifierId, View};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What every node of a cluster agrees on: the configuration and where each node listens.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    /// The validated cluster configuration.
+    pub config: ValidConfig,
+    /// Every execution replica's and verifier's address.
+    pub addresses: BTreeMap<NodeId, SocketAddr>,
+}
+
+impl ClusterSpec {
+    /// Checks that every replica and verifier of the configuration has an address.
+    pub fn new(
+        config: ValidConfig,
+        addresses: BTreeMap<NodeId, SocketAddr>,
+    ) -> Result<Self, NodeError> {
+        let spec = Self { config, addresses };
+        for node in spec.replicas().chain(spec.verifiers()) {
+            if !spec.addresses.contains_key(&node) {
+                return Err(NodeError::NoAddress(node));
+            }
+        }
+        Ok(spec)
+    }
+
+    /// The execution replicas.
+    pub fn replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
+        (0..self.config.sizes().n_exec as u32).map(|i| NodeId::Replica(ReplicaId(i)))
+    }
+
+    /// The verifiers (none in primary-backup mode).
+    pub fn verifiers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let n_ver = match self.config.mode {
+            ReplicationMode::PrimaryBackup => 0,
+            ReplicationMode::Eve { .. } => self.config.sizes().n_ver as u32,
+        };
+        (0..n_ver).map(|i| NodeId::Verifier(VerifierId(i)))
+    }
+
+    /// The nodes `node` sends to, with their addresses: execution replicas talk to each other
+    /// and to verifiers, verifiers to replicas and verifiers, clients to replicas.
+    pub fn peers_of(&self, node: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+        let targets: Vec<NodeId> = match node {
+            NodeId::Client(_) => self.replicas().collect(),
+            _ => self.replicas().chain(self.verifiers()).collect(),
+        };
+        targets
+            .into_iter()
+            .filter(|&peer| peer != node)
+            .map(|peer| (peer, self.addresses[&peer]))
+            .collect()
+    }
+}
+
+/// A node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration names no address for a node it has.
+    #[error("no address for {0:?}")]
+    NoAddress(NodeId),
+    /// A role is outside the cluster's size.
+    #[error("{0:?} is not a member of this cluster")]
+    NotAMember(NodeId),
+    /// Neither a replica nor a verifier was asked for.
+    #[error("a node needs an execution replica, a verifier, or both")]
+    NoRole,
+    /// The executor's worker pool could not start.
+    #[error("executor: {0}")]
+    Executor(String),
+    /// TLS material unusable.
+    #[error(transparent)]
+    Tls(#[from] eve_net::TlsError),
+    /// The transport did not start.
+    #[error(transparent)]
+    Net(#[from] eve_net::NetError),
+}
+
+type ExecSpawner = Box<dyn FnOnce(&ValidConfig, usize) -> Result<ExecHandle, NodeError> + Send>;
+
+/// Builds a node. Call within a tokio runtime.
+///
+/// ```no_run
+/// # async fn demo(spec: eve_node::ClusterSpec, creds: eve_net::Credentials) -> Result<(), eve_node::NodeError> {
+/// use eve_types::ReplicaId;
+/// let node = eve_node::NodeBuilder::new(spec)
+///     .replica(ReplicaId(0), creds, eve_apps::KvStore)
+///     .start()?;
+/// // ... serve ...
+/// node.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct NodeBuilder {
+    spec: ClusterSpec,
+    replica: Option<(ReplicaId, Credentials, ExecSpawner)>,
+    verifier: Option<(VerifierId, Credentials)>,
+    threads: usize,
+    restarted: Option<u64>,
+}
+
+impl NodeBuilder {
+    /// A node of the cluster `spec`, with no role yet.
+    pub fn new(spec: ClusterSpec) -> Self {
+        Self {
+            spec,
+            replica: None,
+            verifier: None,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            restarted: None,
+        }
+    }
+
+    /// Runs execution replica `id` of `app`.
+    pub fn replica<A: Application>(
+        mut self,
+        id: ReplicaId,
+        credentials: Credentials,
+        app: A,
+    ) -> Self {
+        let spawner: ExecSpawner = Box::new(move |config, threads| {
+            let runner =
+                ThreadPoolRunner::new(threads).map_err(|e| NodeError::Executor(e.to_string()))?;
+            let state = StateStore::new(StateConfig::from_cluster(config));
+            let executor = Executor::new(app, state, Box::new(GreedyMixer), Box::new(runner));
+            Ok(ExecHandle::spawn(
+                format!("eve-exec-{}", id.0),
+                ReplicaExecutor::new(executor),
+            ))
+        });
+        self.replica = Some((id, credentials, spawner));
+        self
+    }
+
+    /// Runs verifier `id`.
+    pub fn verifier(mut self, id: VerifierId, credentials: Credentials) -> Self {
+        self.verifier = Some((id, credentials));
+        self
+    }
+
+    /// Worker threads of the executor (default: the cores available).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Starts as a process that restarted without its memory (the in-memory mode): the
+    /// replica recovers before it leads, the verifier before it votes. `nonce` must differ
+    /// from every earlier incarnation's (a random number, or the start time).
+    pub fn restarted(mut self, nonce: u64) -> Self {
+        self.restarted = Some(nonce);
+        self
+    }
+
+    /// Starts every role's endpoint, loop and execution thread.
+    pub fn start(mut self) -> Result<Node, NodeError> {
+        if self.replica.is_none() && self.verifier.is_none() {
+            return Err(NodeError::NoRole);
+        }
+        let (shutdown, _) = watch::channel(false);
+        let clock = NodeClock::start();
+        let config = self.spec.config.clone();
+        let mut node = Node {
+            shutdown,
+            tasks: Vec::new(),
+            transports: Vec::new(),
+            replica: None,
+            verifier: None,
+        };
+        if let Some((id, credentials, spawner)) = self.replica.take() {
+            let me = NodeId::Replica(id);
+            if !self.spec.replicas().any(|r| r == me) {
+                return Err(NodeError::NotAMember(me));
+            }
+            let (transport, inbound) = self.transport(me, &credentials)?;
+            let exec = spawner(&config, self.threads)?;
+            let logic = match self.restarted {
+                Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
+                None => ReplicaLogic::new(id, &config),
+            };
+            let (runner, commands) =
+                Runner::new(logic, transport.clone(), inbound, Some(exec), clock);
+            node.tasks
+                .push(tokio::spawn(runner.run(node.shutdown.subscribe())));
+            node.transports.push(transport);
+            node.replica = Some(commands);
+        }
+        if let Some((id, credentials)) = self.verifier.take() {
+            let me = NodeId::Verifier(id);
+            if !self.spec.verifiers().any(|v| v == me) {
+                return Err(NodeError::NotAMember(me));
+            }
+            let (transport, inbound) = self.transport(me, &credentials)?;
+            let logic = match self.restarted {
+                Some(nonce) => Verifier::restart(id, config.clone(), nonce),
+                None => Verifier::new(id, config.clone()),
+            };
+            let (runner, commands) = Runner::new(logic, transport.clone(), inbound, None, clock);
+            node.tasks
+                .push(tokio::spawn(runner.run(node.shutdown.subscribe())));
+            node.transports.push(transport);
+            node.verifier = Some(commands);
+        }
+        Ok(node)
+    }
+
+    fn transport(
+        &self,
+        me: NodeId,
+        credentials: &Credentials,
+    ) -> Result<(Transport, mpsc::Receiver<eve_net::Inbound>), NodeError> {
+        let identity = TlsIdentity::new(me, credentials)?;
+        let config = TransportConfig {
+            listen: Some(self.spec.addresses[&me]),
+            peers: self.spec.peers_of(me),
+        };
+        Ok(Transport::start(&identity, config)?)
+    }
+}
+
+/// Where one role stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleStatus {
+    /// The role.
+    pub node: NodeId,
+    /// Its view.
+    pub view: View,
+    /// The primary it follows (replicas).
+    pub primary: Option<ReplicaId>,
+    /// The last committed batch.
+    pub committed: BatchSeq,
+    /// The last checkpoint (replicas).
+    pub stable: Option<BatchSeq>,
+    /// Whether it is recovering after a restart.
+    pub recovering: bool,
+    /// A one-line summary of its state.
+    pub detail: String,
+}
+
+/// A running node.
+pub struct Node {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    transports: Vec<Transport>,
+    replica: Option<mpsc::Sender<Command<ReplicaLogic>>>,
+    verifier: Option<mpsc::Sender<Command<Verifier>>>,
+}
+
+impl Node {
+    /// Where each role stands now.
+    pub async fn status(&self) -> Vec<RoleStatus> {
+        let mut roles = Vec::new();
+        if let Some(commands) = &self.replica {
+            let status = query(commands, |logic: &ReplicaLogic| RoleStatus {
+                node: NodeId::Replica(logic.id()),
+                view: logic.view(),
+                primary: Some(logic.primary()),
+                committed: logic.committed(),
+                stable: Some(logic.stable()),
+                recovering: match logic {
+                    ReplicaLogic::Eve(r) => r.is_recovering(),
+                    ReplicaLogic::PrimaryBackup(_) => false,
+                },
+                detail: logic.describe(),
+            });
+            roles.extend(status.await);
+        }
+        if let Some(commands) = &self.verifier {
+            let status = query(commands, |logic: &Verifier| RoleStatus {
+                node: NodeId::Verifier(logic.id()),
+                view: logic.view(),
+                primary: None,
+                committed: logic.committed(),
+                stable: None,
+                recovering: logic.is_recovering(),
+                detail: logic.describe(),
+            });
+            roles.extend(status.await);
+        }
+        roles
+    }
+
+    /// The addresses the roles' endpoints are bound to.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.transports
+            .iter()
+            .filter_map(|t| t.local_addr().ok())
+            .collect()
+    }
+
+    /// What the transports did.
+    pub fn net_counters(&self) -> Vec<(NodeId, NetCounters)> {
+        self.transports
+            .iter()
+            .map(|t| (t.node(), t.counters()))
+            .collect()
+    }
+
+    /// Stops every loop, closes the endpoints and waits for the execution thread.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        for transport in &self.transports {
+            transport.close().await;
+        }
+    }
+}
+
+/// Runs `f` on the logic between events and returns its answer (`None` if the loop stopped).
+async fn query<L, T>(
+    commands: &mpsc::Sender<Command<L>>,
+    f: impl FnOnce(&L) -> T + Send + 'static,
+) -> Option<T>
+where
+    L: eve_agreement::Logic + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let command: Command<L> = Box::new(move |driver, _io| {
+        let _ = tx.send(f(driver.logic()));
+    });
+    commands.send(command).await.ok()?;
+    rx.await.ok()
+}
