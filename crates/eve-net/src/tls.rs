@@ -124,6 +124,32 @@ impl TlsIdentity {
         self.node
     }
 
+    /// The key of the endpoint's stateless resets, derived from the node's private key: a
+    /// process restarted with the same credentials answers packets of its previous
+    /// incarnation's connections with resets the peers accept, so they notice at once that
+    /// the old connection is gone instead of after an idle timeout.
+    pub fn reset_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &self.derive(b"eve stateless reset key v1"),
+        )
+    }
+
+    /// The key of the endpoint's connection IDs, derived like [`reset_key`](Self::reset_key):
+    /// a restarted process recognizes its previous incarnation's connection IDs as its own,
+    /// which it must to answer their packets with a reset.
+    pub fn connection_id_key(&self) -> u64 {
+        let digest = self.derive(b"eve connection id key v1");
+        u64::from_le_bytes(digest[..8].try_into().expect("a digest has 32 bytes"))
+    }
+
+    fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut material = purpose.to_vec();
+        material.extend_from_slice(self.key.secret_der());
+        let digest = ring::digest::digest(&ring::digest::SHA256, &material);
+        digest.as_ref().try_into().expect("SHA-256 has 32 bytes")
+    }
+
     /// The QUIC server configuration: clients must present a certificate of the same CA.
     pub fn server_config(&self) -> Result<quinn::ServerConfig, TlsError> {
         let provider = provider();

@@ -164,19 +164,28 @@ impl Transport {
         config: TransportConfig,
     ) -> Result<(Self, mpsc::Receiver<Inbound>), NetError> {
         let client = identity.client_config()?;
-        let bind = |addr: SocketAddr, result: std::io::Result<quinn::Endpoint>| {
-            result.map_err(|source| NetError::Bind { addr, source })
+        let addr = config
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let server = match config.listen {
+            Some(_) => Some(identity.server_config()?),
+            None => None,
         };
-        let mut endpoint = match config.listen {
-            Some(addr) => bind(
-                addr,
-                quinn::Endpoint::server(identity.server_config()?, addr),
-            )?,
-            None => {
-                let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
-                bind(addr, quinn::Endpoint::client(addr))?
-            }
-        };
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(identity.reset_key()));
+        let cid_key = identity.connection_id_key();
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let mut endpoint = std::net::UdpSocket::bind(addr)
+            .and_then(|socket| {
+                quinn::Endpoint::new(
+                    endpoint_config,
+                    server,
+                    socket,
+                    Arc::new(quinn::TokioRuntime),
+                )
+            })
+            .map_err(|source| NetError::Bind { addr, source })?;
         endpoint.set_default_client_config(client);
         let (inbound, receiver) = mpsc::channel(INBOUND_QUEUE_MESSAGES_MAX);
         let (shutdown, _) = watch::channel(false);

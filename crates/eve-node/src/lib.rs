@@ -12,14 +12,17 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 mod client;
 mod clock;
+pub mod config;
 mod exec_thread;
+pub mod init;
 mod node;
 mod runner;
 
 pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};
 pub use clock::NodeClock;
 pub use exec_thread::EXEC_QUEUE_COMMANDS_MAX;
-pub use node::{ClusterSpec, Node, NodeBuilder, NodeError, RoleStatus};
+pub use node::{ClusterSpec, Metric, Node, NodeBuilder, NodeError, RoleStatus};
 pub use runner::COMMANDS_MAX;

@@ -246,8 +246,166 @@ pub struct RoleStatus {
     pub stable: Option<BatchSeq>,
     /// Whether it is recovering after a restart.
     pub recovering: bool,
+    /// The root of its last committed state, where it knows it (Eve replicas), in hex.
+    pub state_root: Option<String>,
     /// A one-line summary of its state.
     pub detail: String,
+    /// Its counters, as metrics: `(name, help, value)`.
+    pub metrics: Vec<Metric>,
+}
+
+/// One counter of a role, named as it is exported (`eve_..._total`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// The metric's name.
+    pub name: &'static str,
+    /// What it counts.
+    pub help: &'static str,
+    /// Its value.
+    pub value: u64,
+}
+
+fn metric(name: &'static str, help: &'static str, value: u64) -> Metric {
+    Metric { name, help, value }
+}
+
+fn replica_metrics(logic: &ReplicaLogic) -> Vec<Metric> {
+    match logic {
+        ReplicaLogic::Eve(r) => {
+            let c = r.counters();
+            vec![
+                metric(
+                    "eve_batches_committed_total",
+                    "Batches committed with this replica's token.",
+                    c.batches_committed,
+                ),
+                metric(
+                    "eve_batches_executed_total",
+                    "Batches executed, re-executions included.",
+                    c.batches_executed,
+                ),
+                metric(
+                    "eve_batches_ordered_total",
+                    "Batches ordered as primary.",
+                    c.batches_ordered,
+                ),
+                metric(
+                    "eve_sequential_executions_total",
+                    "Batches executed sequentially.",
+                    c.sequential_executions,
+                ),
+                metric(
+                    "eve_token_mismatches_total",
+                    "Batches whose token differed from the agreed one.",
+                    c.divergences,
+                ),
+                metric("eve_rollbacks_total", "Rollbacks.", c.rollbacks),
+                metric(
+                    "eve_state_transfers_total",
+                    "State transfers started.",
+                    c.state_transfers,
+                ),
+                metric(
+                    "eve_state_transfers_completed_total",
+                    "State transfers completed.",
+                    c.state_transfers_completed,
+                ),
+                metric(
+                    "eve_view_changes_total",
+                    "View changes followed.",
+                    c.view_changes,
+                ),
+                metric(
+                    "eve_replies_sent_total",
+                    "Replies sent to clients.",
+                    c.replies_sent,
+                ),
+                metric(
+                    "eve_messages_dropped_total",
+                    "Messages dropped by the protocol logic.",
+                    c.drops.total(),
+                ),
+            ]
+        }
+        ReplicaLogic::PrimaryBackup(r) => {
+            let c = r.counters();
+            vec![
+                metric(
+                    "eve_batches_committed_total",
+                    "Batches committed.",
+                    c.batches_committed,
+                ),
+                metric(
+                    "eve_batches_executed_total",
+                    "Batches executed, re-executions included.",
+                    c.batches_executed,
+                ),
+                metric(
+                    "eve_batches_ordered_total",
+                    "Batches ordered as primary.",
+                    c.batches_ordered,
+                ),
+                metric(
+                    "eve_sequential_executions_total",
+                    "Batches executed sequentially.",
+                    c.sequential_executions,
+                ),
+                metric(
+                    "eve_token_mismatches_total",
+                    "Batches whose tokens differed between the pair.",
+                    c.divergences,
+                ),
+                metric("eve_rollbacks_total", "Rollbacks.", c.rollbacks),
+                metric(
+                    "eve_state_transfers_total",
+                    "State transfers started.",
+                    c.state_transfers,
+                ),
+                metric("eve_view_changes_total", "Views adopted.", c.views_adopted),
+            ]
+        }
+    }
+}
+
+fn verifier_metrics(logic: &Verifier) -> Vec<Metric> {
+    let c = logic.counters();
+    vec![
+        metric(
+            "eve_verifier_batches_committed_total",
+            "Batches this verifier committed.",
+            c.batches_committed,
+        ),
+        metric(
+            "eve_verifier_no_quorum_total",
+            "Batches for which no token could reach the quorum.",
+            c.no_quorum,
+        ),
+        metric(
+            "eve_verifier_timeouts_total",
+            "Batches that did not commit in time.",
+            c.timeouts,
+        ),
+        metric(
+            "eve_verifier_view_changes_total",
+            "View changes started or joined.",
+            c.view_changes_started,
+        ),
+        metric(
+            "eve_verifier_views_entered_total",
+            "Views entered.",
+            c.views_entered,
+        ),
+        metric(
+            "eve_verifier_recoveries_total",
+            "Recoveries after a restart.",
+            c.recoveries,
+        ),
+        metric(
+            "eve_verifier_messages_dropped_total",
+            "Messages dropped by the protocol logic.",
+            c.drops.total(),
+        ),
+    ]
 }
 
 /// A running node.
@@ -274,7 +432,11 @@ impl Node {
                     ReplicaLogic::Eve(r) => r.is_recovering(),
                     ReplicaLogic::PrimaryBackup(_) => false,
                 },
+                state_root: logic
+                    .committed_roots()
+                    .map(|roots| roots.new_root.to_string()),
                 detail: logic.describe(),
+                metrics: replica_metrics(logic),
             });
             roles.extend(status.await);
         }
@@ -286,7 +448,9 @@ impl Node {
                 committed: logic.committed(),
                 stable: None,
                 recovering: logic.is_recovering(),
+                state_root: None,
                 detail: logic.describe(),
+                metrics: verifier_metrics(logic),
             });
             roles.extend(status.await);
         }

@@ -1,0 +1,209 @@
+//! The admin endpoint: `GET /metrics` in the Prometheus text format (encoded by
+//! prometheus-client) and `GET /status` as JSON, on a local TCP port. It answers one small
+//! request per connection; anything else is refused.
+
+use crate::node::{Node, RoleStatus};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The longest request head read.
+pub const REQUEST_BYTES_MAX: usize = 8 * 1024;
+
+/// How long a connection may take to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; more wait for the listener.
+pub const CONNECTIONS_MAX: usize = 64;
+
+/// One role's status as `/status` serves it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RoleReport {
+    /// `replica-0`, `verifier-1`, ...
+    pub node: String,
+    /// `replica` or `verifier`.
+    pub role: String,
+    /// The view.
+    pub view: u64,
+    /// The primary it follows (replicas).
+    pub primary: Option<u32>,
+    /// The last committed batch.
+    pub committed: u64,
+    /// The last checkpoint (replicas).
+    pub stable: Option<u64>,
+    /// The committed state's root, in hex (Eve replicas).
+    pub state_root: Option<String>,
+    /// Whether it is recovering after a restart.
+    pub recovering: bool,
+    /// Messages the logic dropped (stale, unexpected, out of window).
+    pub dropped: u64,
+    /// Connections the transport refused or closed for bad frames.
+    pub refused: u64,
+}
+
+impl RoleReport {
+    fn new(status: &RoleStatus, refused: u64) -> Self {
+        let dropped = status
+            .metrics
+            .iter()
+            .filter(|m| m.name.ends_with("messages_dropped_total"))
+            .map(|m| m.value)
+            .sum();
+        Self {
+            node: crate::config::node_name(status.node),
+            role: match status.node {
+                eve_agreement::NodeId::Replica(_) => "replica",
+                eve_agreement::NodeId::Verifier(_) => "verifier",
+                eve_agreement::NodeId::Client(_) => "client",
+            }
+            .to_owned(),
+            view: status.view.0,
+            primary: status.primary.map(|p| p.0),
+            committed: status.committed.0,
+            stable: status.stable.map(|s| s.0),
+            state_root: status.state_root.clone(),
+            recovering: status.recovering,
+            dropped,
+            refused,
+        }
+    }
+}
+
+/// Serves the admin endpoint of `node` on `listen` until the task is dropped.
+pub async fn serve(node: Arc<Node>, listen: SocketAddr) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let permit = slots.clone().acquire_owned().await.expect("never closed");
+        let node = node.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let path = match tokio::time::timeout(REQUEST_TIMEOUT, read_path(&mut stream)).await {
+                Ok(Ok(Some(path))) => path,
+                _ => return,
+            };
+            let (status, kind, body) = match path.as_str() {
+                "/metrics" => (
+                    "200 OK",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    metrics_text(&node).await,
+                ),
+                "/status" => ("200 OK", "application/json", status_json(&node).await),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        });
+    }
+}
+
+/// Reads a request head and returns the path of a `GET`.
+async fn read_path(stream: &mut tokio::net::TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() + n > REQUEST_BYTES_MAX {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut parts = line.split_whitespace();
+    match (parts.next(), parts.next()) {
+        (Some("GET"), Some(path)) => Ok(Some(path.to_owned())),
+        _ => Ok(None),
+    }
+}
+
+/// Every role's reports.
+pub async fn reports(node: &Node) -> Vec<RoleReport> {
+    let counters = node.net_counters();
+    node.status()
+        .await
+        .iter()
+        .map(|status| {
+            let refused = counters
+                .iter()
+                .find(|(n, _)| *n == status.node)
+                .map_or(0, |(_, c)| c.identities_refused + c.bad_frames);
+            RoleReport::new(status, refused)
+        })
+        .collect()
+}
+
+async fn status_json(node: &Node) -> String {
+    serde_json::to_string(&reports(node).await).expect("reports serialize")
+}
+
+async fn metrics_text(node: &Node) -> String {
+    let mut registry = Registry::default();
+    for status in node.status().await {
+        for metric in &status.metrics {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(metric.value);
+            let name = metric.name.strip_suffix("_total").unwrap_or(metric.name);
+            registry.register(name, metric.help, counter);
+        }
+        let role = crate::config::node_name(status.node).replace('-', "_");
+        let view = Gauge::<i64>::default();
+        view.set(status.view.0 as i64);
+        registry.register(format!("eve_{role}_view"), "The current view.", view);
+        let committed = Gauge::<i64>::default();
+        committed.set(status.committed.0 as i64);
+        registry.register(
+            format!("eve_{role}_committed_seq"),
+            "The last committed batch.",
+            committed,
+        );
+    }
+    for (peer, counters) in node.net_counters() {
+        let role = crate::config::node_name(peer).replace('-', "_");
+        for (name, help, value) in [
+            (
+                "messages_sent",
+                "Messages queued to send.",
+                counters.messages_sent,
+            ),
+            (
+                "messages_received",
+                "Messages received.",
+                counters.messages_received,
+            ),
+            (
+                "send_queue_full",
+                "Messages dropped at a full send queue.",
+                counters.send_queue_full,
+            ),
+            (
+                "bad_frames",
+                "Connections closed for bad frames.",
+                counters.bad_frames,
+            ),
+            (
+                "identities_refused",
+                "Connections refused for their identity.",
+                counters.identities_refused,
+            ),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value);
+            registry.register(format!("eve_net_{role}_{name}"), help, counter);
+        }
+    }
+    let mut text = String::new();
+    encode(&mut text, &registry).expect("writing to a string cannot fail");
+    text
+}

@@ -1,0 +1,168 @@
+//! `eve-node init`: a cluster's certificates and one configuration file per process, on
+//! loopback by default. Process `node-<i>` runs execution replica `i` and verifier `i` where the
+//! mode has them; client identities get their own files.
+
+use crate::config::{
+    AdminSection, AppSection, ClusterSection, Mode, NodeConfig, RoleSection, Settings, TlsSection,
+    node_name,
+};
+use eve_agreement::NodeId;
+use eve_net::ClusterCa;
+use eve_types::{ClientId, QuorumSizes, ReplicaId, VerifierId};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// The cluster's name.
+    pub name: String,
+    /// Eve or primary-backup.
+    pub mode: Mode,
+    /// Eve's `u`.
+    pub u: u32,
+    /// Eve's `r`.
+    pub r: u32,
+    /// Client identities to make.
+    pub clients: u64,
+    /// The address every node listens on.
+    pub host: IpAddr,
+    /// The first port; nodes take consecutive ports from it, admin endpoints after them.
+    pub base_port: u16,
+    /// Protocol settings.
+    pub settings: Settings,
+    /// The application.
+    pub app: AppSection,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            name: "local".to_owned(),
+            mode: Mode::Eve,
+            u: 1,
+            r: 0,
+            clients: 4,
+            host: [127, 0, 0, 1].into(),
+            base_port: 7400,
+            settings: Settings::default(),
+            app: AppSection::default(),
+        }
+    }
+}
+
+/// What `init` wrote.
+#[derive(Clone, Debug)]
+pub struct InitOutput {
+    /// One configuration per process, in order.
+    pub nodes: Vec<PathBuf>,
+    /// One configuration per client identity.
+    pub clients: Vec<PathBuf>,
+}
+
+/// Writes the cluster's files into `dir` (created if missing; existing files are refused, so
+/// a cluster's CA is never overwritten by accident).
+pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
+    let sizes = match options.mode {
+        Mode::Eve => QuorumSizes::eve(options.u, options.r),
+        Mode::PrimaryBackup => QuorumSizes::primary_backup(),
+    };
+    let (n_exec, n_ver) = match options.mode {
+        Mode::Eve => (sizes.n_exec, sizes.n_ver),
+        Mode::PrimaryBackup => (2, 0),
+    };
+    let processes = n_exec.max(n_ver);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if dir.join("ca.pem").exists() {
+        return Err(format!(
+            "{}: already holds a cluster (ca.pem); choose another directory",
+            dir.display()
+        ));
+    }
+    let ca = ClusterCa::generate(&options.name).map_err(|e| e.to_string())?;
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    write("ca.pem", ca.cert_pem())?;
+    let mut port = options.base_port;
+    let mut next_port = || {
+        let p = port;
+        port += 1;
+        SocketAddr::new(options.host, p)
+    };
+    let mut nodes = BTreeMap::new();
+    for i in 0..n_exec as u32 {
+        nodes.insert(node_name(NodeId::Replica(ReplicaId(i))), next_port());
+    }
+    for i in 0..n_ver as u32 {
+        nodes.insert(node_name(NodeId::Verifier(VerifierId(i))), next_port());
+    }
+    let admin: BTreeMap<String, SocketAddr> = (0..processes)
+        .map(|i| (format!("node-{i}"), next_port()))
+        .collect();
+    let cluster = ClusterSection {
+        name: options.name.clone(),
+        mode: options.mode,
+        u: options.u,
+        r: options.r,
+        settings: options.settings.clone(),
+        nodes,
+        admin: admin.clone(),
+    };
+    // Everything below refers to the files by names relative to the configuration.
+    cluster.spec()?;
+    let role = |node: NodeId, id: u64| -> Result<RoleSection, String> {
+        let name = node_name(node);
+        let credentials = ca.issue(node).map_err(|e| e.to_string())?;
+        write(&format!("{name}.pem"), &credentials.cert_pem)?;
+        write(&format!("{name}.key"), &credentials.key_pem)?;
+        Ok(RoleSection {
+            id,
+            cert: format!("{name}.pem").into(),
+            key: format!("{name}.key").into(),
+        })
+    };
+    let base = |admin_listen: Option<SocketAddr>| NodeConfig {
+        cluster: cluster.clone(),
+        tls: TlsSection {
+            ca: "ca.pem".into(),
+        },
+        replica: None,
+        verifier: None,
+        client: None,
+        app: options.app.clone(),
+        admin: AdminSection {
+            listen: admin_listen,
+        },
+    };
+    let mut output = InitOutput {
+        nodes: Vec::new(),
+        clients: Vec::new(),
+    };
+    for i in 0..processes {
+        let mut config = base(Some(admin[&format!("node-{i}")]));
+        if i < n_exec {
+            config.replica = Some(role(NodeId::Replica(ReplicaId(i as u32)), i as u64)?);
+        }
+        if i < n_ver {
+            config.verifier = Some(role(NodeId::Verifier(VerifierId(i as u32)), i as u64)?);
+        }
+        let name = format!("node-{i}.toml");
+        write(&name, &to_toml(&config)?)?;
+        output.nodes.push(dir.join(name));
+    }
+    for c in 1..=options.clients {
+        let mut config = base(None);
+        config.client = Some(role(NodeId::Client(ClientId(c)), c)?);
+        let name = format!("client-{c}.toml");
+        write(&name, &to_toml(&config)?)?;
+        output.clients.push(dir.join(name));
+    }
+    Ok(output)
+}
+
+fn to_toml(config: &NodeConfig) -> Result<String, String> {
+    toml::to_string(config).map_err(|e| e.to_string())
+}
