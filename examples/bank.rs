@@ -1,13 +1,14 @@
-//! A library user's own application: bank accounts, replicated by eve.
-//!
-//! Run with `cargo run --example bank`. It executes the same batches on a replica with two
-//! worker threads and on a sequential one, and checks that their tokens match.
+//! A library user's own application, bank accounts, replicated by eve: three nodes on loopback
+//! QUIC with mutual TLS (each an execution replica and a verifier, tolerating one failure), and
+//! clients moving money concurrently. Run with `cargo run --release --example bank`.
 
 use bytes::Bytes;
-use eve::exec::{Application, ExecContext, ExecMode, Executor, ThreadPoolRunner};
-use eve::mixer::{ConflictKeys, GreedyMixer};
-use eve::state::{StateConfig, StateStore};
-use eve::types::{BatchSeq, ClientId, NonDet, Request, RequestNo};
+use eve::agreement::NodeId;
+use eve::exec::{Application, ExecContext};
+use eve::mixer::ConflictKeys;
+use eve::net::ClusterCa;
+use eve::node::{ClusterSpec, EveClient, NodeBuilder};
+use eve::types::{ClientId, ClusterConfig, ReplicaId, ReplicationMode, VerifierId};
 use serde::{Deserialize, Serialize};
 
 /// What clients ask the bank to do (amounts in cents).
@@ -66,34 +67,64 @@ impl Application for Bank {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let state = || StateStore::new(StateConfig::default());
-    let runner = Box::new(ThreadPoolRunner::new(2)?);
-    let mut parallel = Executor::new(Bank, state(), Box::new(GreedyMixer), runner);
-    let mut sequential = Executor::sequential(Bank, state());
-    for round in 1..=5u64 {
-        let mut requests = Vec::new();
-        for i in 0..21u32 {
-            let op = match i {
-                0..10 => BankOp::Deposit(i, 100),
-                10..20 => BankOp::Transfer(i - 10, (i - 9) % 10, 70),
-                _ => BankOp::Balance(0),
-            };
-            let op = postcard::to_allocvec(&op)?;
-            requests.push(Request::new(ClientId(i.into()), RequestNo(round), op)?);
-        }
-        let nondet = NonDet {
-            time_ms: round,
-            seed: round,
-        };
-        let a = parallel.execute(BatchSeq(round), &requests, nondet, ExecMode::Parallel)?;
-        let b = sequential.execute(BatchSeq(round), &requests, nondet, ExecMode::Sequential)?;
-        assert_eq!(a.token, b.token, "parallel and sequential replicas agree");
-        let account_0 = String::from_utf8_lossy(&b.replies[20].body).into_owned();
-        println!(
-            "batch {round}: {} parallel batches, account 0 holds {account_0} cents",
-            a.parallel_batches
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The cluster: u = 1 (3 replicas, 3 verifiers), every node's address, one CA.
+    let config = ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 }).validate()?;
+    let mut addresses = std::collections::BTreeMap::new();
+    for i in 0..3u16 {
+        addresses.insert(
+            NodeId::Replica(ReplicaId(i.into())),
+            ([127, 0, 0, 1], 7600 + i).into(),
         );
+        addresses.insert(
+            NodeId::Verifier(VerifierId(i.into())),
+            ([127, 0, 0, 1], 7610 + i).into(),
+        );
+    }
+    let spec = ClusterSpec::new(config, addresses)?;
+    let ca = ClusterCa::generate("bank")?;
+    let mut nodes = Vec::new();
+    for i in 0..3u32 {
+        let (replica, verifier) = (
+            NodeId::Replica(ReplicaId(i)),
+            NodeId::Verifier(VerifierId(i)),
+        );
+        let node = NodeBuilder::new(spec.clone())
+            .replica(ReplicaId(i), ca.issue(replica)?, Bank)
+            .verifier(VerifierId(i), ca.issue(verifier)?)
+            .start()?;
+        nodes.push(node);
+    }
+    // Ten clients: each deposits into its account, then passes money to the next one.
+    let mut tasks = Vec::new();
+    for c in 0..10u32 {
+        let id = ClientId(c.into());
+        let client = EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id))?)?;
+        tasks.push(tokio::spawn(async move {
+            let call = |op: BankOp| client.call(postcard::to_allocvec(&op).expect("encodes"));
+            call(BankOp::Deposit(c, 1_000)).await?;
+            for _ in 0..20 {
+                call(BankOp::Transfer(c, (c + 1) % 10, 10)).await?;
+            }
+            let balance = call(BankOp::Balance(c)).await?;
+            client.close().await;
+            Ok::<_, eve::node::CallError>(String::from_utf8_lossy(&balance).into_owned())
+        }));
+    }
+    for (c, task) in tasks.into_iter().enumerate() {
+        println!("account {c}: {} cents", task.await??);
+    }
+    for node in &nodes {
+        for role in node.status().await {
+            println!(
+                "{:?}: view {}, committed {}",
+                role.node, role.view, role.committed
+            );
+        }
+    }
+    for node in nodes {
+        node.shutdown().await;
     }
     Ok(())
 }

@@ -26,8 +26,10 @@
 
 mod busy;
 mod kv;
+mod mixed;
 mod racy;
 
 pub use busy::{BusyOp, BusyWork, busy_work};
 pub use kv::{KvOp, KvReply, KvStore};
+pub use mixed::{KvWithRacy, RACY_OP};
 pub use racy::{RACY_COUNTER_KEY, RacyCounter};

@@ -3,7 +3,8 @@
 //! protocol loop.
 
 use eve_agreement::{ExecCommand, ExecEvent, ReplicaExecutor};
-use eve_exec::Application;
+use eve_exec::{Application, ExecStats};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Commands queued for the execution thread; when full, the protocol loop waits (the
@@ -18,6 +19,8 @@ pub struct ExecHandle {
     /// command queue is bounded, so this is too; and the execution thread must never wait on
     /// the loop that may be waiting on it.
     pub events: mpsc::UnboundedReceiver<ExecEvent>,
+    /// The executor's statistics, as of its last batch.
+    pub stats: Arc<Mutex<ExecStats>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -26,11 +29,18 @@ impl ExecHandle {
     pub fn spawn<A: Application>(name: String, mut executor: ReplicaExecutor<A>) -> Self {
         let (commands, mut inbox) = mpsc::channel::<ExecCommand>(EXEC_QUEUE_COMMANDS_MAX);
         let (outbox, events) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(ExecStats::default()));
+        let shared = stats.clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
                 while let Some(command) = inbox.blocking_recv() {
-                    for event in executor.apply(command) {
+                    let execute = matches!(command, ExecCommand::Execute { .. });
+                    let events = executor.apply(command);
+                    if execute {
+                        *shared.lock().expect("never poisoned") = executor.executor().stats();
+                    }
+                    for event in events {
                         if outbox.send(event).is_err() {
                             return;
                         }
@@ -41,6 +51,7 @@ impl ExecHandle {
         Self {
             commands,
             events,
+            stats,
             thread: Some(thread),
         }
     }

@@ -13,6 +13,8 @@ use eve_types::{ClientId, ReplicaId, RequestNo, VerifierId};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod demo;
+
 #[derive(Parser)]
 #[command(
     name = "eve-node",
@@ -69,6 +71,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Start a cluster in this process over loopback QUIC, drive a key-value workload, and
+    /// print throughput, latency, parallel batch width and divergences repaired.
+    Demo(demo::DemoOptions),
     /// Call the key-value store.
     Kv {
         /// A client configuration file (client-<n>.toml).
@@ -133,6 +138,7 @@ fn main() {
             name,
         ),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(cmd_run(&config))),
+        Command::Demo(options) => runtime().and_then(|rt| rt.block_on(demo::run(options))),
         Command::Status { config, json } => {
             runtime().and_then(|rt| rt.block_on(cmd_status(&config, json)))
         }

@@ -179,6 +179,7 @@ impl NodeBuilder {
             transports: Vec::new(),
             replica: None,
             verifier: None,
+            exec_stats: None,
         };
         if let Some((id, credentials, spawner)) = self.replica.take() {
             let me = NodeId::Replica(id);
@@ -187,6 +188,7 @@ impl NodeBuilder {
             }
             let (transport, inbound) = self.transport(me, &credentials)?;
             let exec = spawner(&config, self.threads)?;
+            node.exec_stats = Some(exec.stats.clone());
             let logic = match self.restarted {
                 Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
                 None => ReplicaLogic::new(id, &config),
@@ -415,6 +417,7 @@ pub struct Node {
     transports: Vec<Transport>,
     replica: Option<mpsc::Sender<Command<ReplicaLogic>>>,
     verifier: Option<mpsc::Sender<Command<Verifier>>>,
+    exec_stats: Option<std::sync::Arc<std::sync::Mutex<eve_exec::ExecStats>>>,
 }
 
 impl Node {
@@ -455,6 +458,14 @@ impl Node {
             roles.extend(status.await);
         }
         roles
+    }
+
+    /// The replica's executor statistics (parallel batches, requests executed, duplicates),
+    /// as of its last batch.
+    pub fn exec_stats(&self) -> Option<eve_exec::ExecStats> {
+        self.exec_stats
+            .as_ref()
+            .map(|stats| *stats.lock().expect("never poisoned"))
     }
 
     /// The addresses the roles' endpoints are bound to.

@@ -2,25 +2,22 @@
 //! replicas diverge on purpose.
 
 use bytes::Bytes;
-use eve_apps::{KvStore, RacyCounter};
+use eve_apps::KvWithRacy;
 use eve_exec::{Application, ExecContext};
 use eve_mixer::ConflictKeys;
 use eve_types::splitmix64;
 
-/// The first byte of a racy-counter operation; anything else is a key-value operation.
-pub const RACY_OP: u8 = b'!';
+pub use eve_apps::RACY_OP;
 
 /// The object a corrupting replica overwrites.
 pub const CORRUPTED_KEY: &[u8] = b"corrupted";
 
-/// [`KvStore`] for key-value operations, [`RacyCounter`] (which names no conflict keys, so its
-/// requests run in parallel and race) for operations starting with [`RACY_OP`], and, on a
-/// replica configured to corrupt, a stray write after some requests: the replica that
-/// corrupts an object after executing.
+/// [`KvWithRacy`] (the key-value store, and a racy counter for operations starting with
+/// [`RACY_OP`]) and, on a replica configured to corrupt, a stray write after some requests:
+/// the replica that corrupts an object after executing.
 #[derive(Clone, Copy, Debug)]
 pub struct SimApp {
-    kv: KvStore,
-    racy: RacyCounter,
+    app: KvWithRacy,
     /// Parts per million of requests after which this replica writes garbage.
     corrupt_ppm: u32,
     /// Makes this replica's garbage its own.
@@ -31,8 +28,7 @@ impl SimApp {
     /// The application of a correct replica.
     pub fn correct() -> Self {
         Self {
-            kv: KvStore,
-            racy: RacyCounter::new(0),
+            app: KvWithRacy::new(0),
             corrupt_ppm: 0,
             salt: 0,
         }
@@ -51,17 +47,11 @@ impl SimApp {
 
 impl Application for SimApp {
     fn conflict_keys(&self, op: &[u8], keys: &mut ConflictKeys) {
-        match op.first() {
-            Some(&RACY_OP) => self.racy.conflict_keys(op, keys),
-            _ => self.kv.conflict_keys(op, keys),
-        }
+        self.app.conflict_keys(op, keys)
     }
 
     fn execute(&self, ctx: &mut ExecContext<'_>, op: &[u8]) -> Bytes {
-        let reply = match op.first() {
-            Some(&RACY_OP) => self.racy.execute(ctx, op),
-            _ => self.kv.execute(ctx, op),
-        };
+        let reply = self.app.execute(ctx, op);
         if self.corrupt_ppm > 0 {
             let draw = splitmix64(ctx.random() ^ self.salt);
             if draw % 1_000_000 < u64::from(self.corrupt_ppm) {
