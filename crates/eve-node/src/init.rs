@@ -1,6 +1,7 @@
 //! `eve-node init`: a cluster's certificates and one configuration file per process, on
 //! loopback by default. Process `node-<i>` runs execution replica `i` and verifier `i` where the
-//! mode has them; client identities get their own files.
+//! mode has them (or, with one role per process, `replica-<i>` and `verifier-<i>` run one
+//! each); client identities get their own files.
 
 use crate::config::{
     AdminSection, AppSection, ClusterSection, Mode, NodeConfig, RoleSection, Settings, TlsSection,
@@ -34,6 +35,9 @@ pub struct InitOptions {
     pub settings: Settings,
     /// The application.
     pub app: AppSection,
+    /// One process per role (`replica-<i>.toml`, `verifier-<i>.toml`) instead of one process
+    /// per index running replica `i` and verifier `i` together (`node-<i>.toml`).
+    pub one_role_per_process: bool,
 }
 
 impl Default for InitOptions {
@@ -48,6 +52,7 @@ impl Default for InitOptions {
             base_port: 7400,
             settings: Settings::default(),
             app: AppSection::default(),
+            one_role_per_process: false,
         }
     }
 }
@@ -72,7 +77,35 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
         Mode::Eve => (sizes.n_exec, sizes.n_ver),
         Mode::PrimaryBackup => (2, 0),
     };
-    let processes = n_exec.max(n_ver);
+    // Each process: its name, and the replica and verifier it runs.
+    let processes: Vec<(String, Option<usize>, Option<usize>)> = if options.one_role_per_process {
+        (0..n_exec)
+            .map(|i| {
+                (
+                    node_name(NodeId::Replica(ReplicaId(i as u32))),
+                    Some(i),
+                    None,
+                )
+            })
+            .chain((0..n_ver).map(|i| {
+                (
+                    node_name(NodeId::Verifier(VerifierId(i as u32))),
+                    None,
+                    Some(i),
+                )
+            }))
+            .collect()
+    } else {
+        (0..n_exec.max(n_ver))
+            .map(|i| {
+                (
+                    format!("node-{i}"),
+                    (i < n_exec).then_some(i),
+                    (i < n_ver).then_some(i),
+                )
+            })
+            .collect()
+    };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if dir.join("ca.pem").exists() {
         return Err(format!(
@@ -99,8 +132,9 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
     for i in 0..n_ver as u32 {
         nodes.insert(node_name(NodeId::Verifier(VerifierId(i))), next_port());
     }
-    let admin: BTreeMap<String, SocketAddr> = (0..processes)
-        .map(|i| (format!("node-{i}"), next_port()))
+    let admin: BTreeMap<String, SocketAddr> = processes
+        .iter()
+        .map(|(name, _, _)| (name.clone(), next_port()))
         .collect();
     let cluster = ClusterSection {
         name: options.name.clone(),
@@ -141,15 +175,15 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
         nodes: Vec::new(),
         clients: Vec::new(),
     };
-    for i in 0..processes {
-        let mut config = base(Some(admin[&format!("node-{i}")]));
-        if i < n_exec {
+    for (process, replica, verifier) in &processes {
+        let mut config = base(Some(admin[process]));
+        if let Some(i) = *replica {
             config.replica = Some(role(NodeId::Replica(ReplicaId(i as u32)), i as u64)?);
         }
-        if i < n_ver {
+        if let Some(i) = *verifier {
             config.verifier = Some(role(NodeId::Verifier(VerifierId(i as u32)), i as u64)?);
         }
-        let name = format!("node-{i}.toml");
+        let name = format!("{process}.toml");
         write(&name, &to_toml(&config)?)?;
         output.nodes.push(dir.join(name));
     }

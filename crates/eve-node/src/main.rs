@@ -30,32 +30,7 @@ struct Cli {
 enum Command {
     /// Make a cluster: a CA, a key and certificate per node and client, one configuration per
     /// process (node-<i>.toml runs replica i and verifier i) and per client.
-    Init {
-        /// Where to write the files (must not hold a cluster yet).
-        #[arg(long)]
-        out: PathBuf,
-        /// Failures of any kind tolerated.
-        #[arg(long, default_value_t = 1)]
-        u: u32,
-        /// Byzantine failures tolerated (r <= u).
-        #[arg(long, default_value_t = 0)]
-        r: u32,
-        /// Execution replicas; must equal u + max(u, r) + 1 (or 2 with --primary-backup).
-        #[arg(long)]
-        replicas: Option<usize>,
-        /// A primary-backup pair instead of Eve (no verifiers).
-        #[arg(long)]
-        primary_backup: bool,
-        /// Client identities to make.
-        #[arg(long, default_value_t = 4)]
-        clients: u64,
-        /// The first port; nodes and admin endpoints take consecutive ports.
-        #[arg(long, default_value_t = 7400)]
-        base_port: u16,
-        /// The cluster's name.
-        #[arg(long, default_value = "local")]
-        name: String,
-    },
+    Init(InitArgs),
     /// Run one process of a cluster until interrupted.
     Run {
         /// The process's configuration file.
@@ -85,6 +60,38 @@ enum Command {
         #[command(subcommand)]
         op: KvCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// Where to write the files (must not hold a cluster yet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Failures of any kind tolerated.
+    #[arg(long, default_value_t = 1)]
+    u: u32,
+    /// Byzantine failures tolerated (r <= u).
+    #[arg(long, default_value_t = 0)]
+    r: u32,
+    /// Execution replicas; must equal u + max(u, r) + 1 (or 2 with --primary-backup).
+    #[arg(long)]
+    replicas: Option<usize>,
+    /// A primary-backup pair instead of Eve (no verifiers).
+    #[arg(long)]
+    primary_backup: bool,
+    /// Client identities to make.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    /// The first port; nodes and admin endpoints take consecutive ports.
+    #[arg(long, default_value_t = 7400)]
+    base_port: u16,
+    /// The cluster's name.
+    #[arg(long, default_value = "local")]
+    name: String,
+    /// One process per role (replica-<i>.toml, verifier-<i>.toml) instead of node-<i>.toml
+    /// running replica i and verifier i together.
+    #[arg(long)]
+    one_role_per_process: bool,
 }
 
 #[derive(Subcommand)]
@@ -118,25 +125,7 @@ enum KvCommand {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Init {
-            out,
-            u,
-            r,
-            replicas,
-            primary_backup,
-            clients,
-            base_port,
-            name,
-        } => cmd_init(
-            out,
-            u,
-            r,
-            replicas,
-            primary_backup,
-            clients,
-            base_port,
-            name,
-        ),
+        Command::Init(args) => cmd_init(args),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(cmd_run(&config))),
         Command::Demo(options) => runtime().and_then(|rt| rt.block_on(demo::run(options))),
         Command::Status { config, json } => {
@@ -172,17 +161,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-#[allow(clippy::too_many_arguments)]
-fn cmd_init(
-    out: PathBuf,
-    u: u32,
-    r: u32,
-    replicas: Option<usize>,
-    primary_backup: bool,
-    clients: u64,
-    base_port: u16,
-    name: String,
-) -> Result<()> {
+fn cmd_init(args: InitArgs) -> Result<()> {
+    let InitArgs {
+        out,
+        u,
+        r,
+        replicas,
+        primary_backup,
+        clients,
+        base_port,
+        name,
+        one_role_per_process,
+    } = args;
     let mode = if primary_backup {
         Mode::PrimaryBackup
     } else {
@@ -210,6 +200,7 @@ fn cmd_init(
         r,
         clients,
         base_port,
+        one_role_per_process,
         ..InitOptions::default()
     };
     let output = init(&options, &out).map_err(|e| anyhow!(e))?;
@@ -217,7 +208,7 @@ fn cmd_init(
     for path in output.nodes.iter().chain(&output.clients) {
         println!("  {}", path.display());
     }
-    println!("start each process with: eve-node run --config <node-i.toml>");
+    println!("start each process with: eve-node run --config <process>.toml");
     Ok(())
 }
 
