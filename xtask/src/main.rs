@@ -3,13 +3,15 @@
 //!
 //! A plain binary with few dependencies, in the cargo-xtask tradition: it owns the benchmark
 //! harness (`cargo xtask bench exec`, `cargo xtask bench token`), the simulation runner
-//! (`cargo xtask sim`) and nothing the replicated
+//! (`cargo xtask sim`), local clusters of real processes (`cargo xtask cluster ...`) and
+//! nothing the replicated
 //! service needs. Benchmarks must run optimised, while the alias builds xtask in the dev
 //! profile, so a benchmark command started from a dev build re-runs itself in release (see
 //! [`release`]). The harness reports every speed as a ratio against a baseline measured in
 //! the same run (STYLE.md, point 11).
 
 mod bench;
+mod cluster;
 mod release;
 mod sim;
 
@@ -34,6 +36,11 @@ enum Command {
     },
     /// Simulated clusters from seeds: `--seed S` replays one, `--seeds N` runs a set.
     Sim(sim::SimArgs),
+    /// A local cluster of real eve-node processes: up, status, kill, restart, logs, down.
+    Cluster {
+        #[command(subcommand)]
+        which: cluster::ClusterCommand,
+    },
 }
 
 fn main() -> Result<()> {
@@ -45,6 +52,7 @@ fn main() -> Result<()> {
             }
             bench::run(which)
         }
+        Command::Cluster { which } => cluster::run(which),
         Command::Sim(args) => {
             if release::must_reinvoke() {
                 return release::reinvoke();

@@ -183,3 +183,30 @@ fn a_restarted_verifier_does_not_forget_its_votes() {
         "an acknowledged write survives a verifier's restart"
     );
 }
+
+/// Found with real processes: a replica restarted while its peers still wrote to its previous
+/// incarnation's connections lost every answer to its first `Recover`, then caught up by
+/// state transfer, and, with nothing left to commit, never asked again: it stayed unable to
+/// lead for good. A recovering replica must keep asking until a verifier quorum answered.
+#[test]
+fn a_restarted_replica_keeps_asking_until_it_recovered() {
+    let mut net = Net::new(config(1, 0), 1);
+    four_writes(&mut net);
+    net.crash_replica(1);
+    net.restart_replica(1, Replica::restart(ReplicaId(1), config(1, 0), 3));
+    net.set_filter(harness::lose_if(|_, _, msg| {
+        matches!(msg, Message::RecoverReply { .. })
+    }));
+    assert!(
+        net.run_until(2_000, |n| n.replicas[1].logic.committed() == BatchSeq(4)),
+        "the restarted replica catches up: {}",
+        net.describe()
+    );
+    assert!(net.replicas[1].logic.is_recovering(), "every answer was lost");
+    net.set_filter(harness::lose_nothing());
+    assert!(
+        net.run_until(5_000, |n| !n.replicas[1].logic.is_recovering()),
+        "an idle, caught-up replica asks again and recovers: {}",
+        net.describe()
+    );
+}

@@ -438,6 +438,8 @@ impl Replica {
         if self.idle_poll_at <= now {
             self.idle_poll_at = now.plus_ms(IDLE_POLL_TIMEOUTS * self.verify_timeout_ms());
             self.send_verifiers(Message::QueryCommitted);
+            // A caught-up replica has no other timer left to repeat a lost `Recover`.
+            self.ask_recovery();
         }
     }
 
