@@ -90,7 +90,10 @@ pub fn run(command: ClusterCommand) -> Result<()> {
         ClusterCommand::Logs { process } => {
             let name = resolve(&process)?;
             let log = dir().join(format!("{name}.log"));
-            print!("{}", std::fs::read_to_string(&log).with_context(|| log.display().to_string())?);
+            print!(
+                "{}",
+                std::fs::read_to_string(&log).with_context(|| log.display().to_string())?
+            );
             Ok(())
         }
         ClusterCommand::Down => {
@@ -123,7 +126,10 @@ pub fn run(command: ClusterCommand) -> Result<()> {
 
 fn up(u: u32, r: u32, replicas: Option<usize>, one_role: bool, base_port: u16) -> Result<()> {
     if dir().join("ca.pem").exists() {
-        bail!("a cluster is up in {}; `cargo xtask cluster down` first", dir().display());
+        bail!(
+            "a cluster is up in {}; `cargo xtask cluster down` first",
+            dir().display()
+        );
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let built = Command::new(cargo)
@@ -148,7 +154,10 @@ fn up(u: u32, r: u32, replicas: Option<usize>, one_role: bool, base_port: u16) -
     for name in processes()? {
         spawn(&name)?;
     }
-    println!("cluster up: `cargo xtask cluster status`, logs in {}", dir().display());
+    println!(
+        "cluster up: `cargo xtask cluster status`, logs in {}",
+        dir().display()
+    );
     Ok(())
 }
 
@@ -176,7 +185,10 @@ fn resolve(process: &str) -> Result<String> {
     {
         return Ok(name.clone());
     }
-    bail!("no process `{process}`: the cluster has {}", names.join(", "))
+    bail!(
+        "no process `{process}`: the cluster has {}",
+        names.join(", ")
+    )
 }
 
 fn pid_file(name: &str) -> PathBuf {
@@ -205,7 +217,9 @@ fn spawn(name: &str) -> Result<()> {
 }
 
 fn pid(name: &str) -> Option<String> {
-    std::fs::read_to_string(pid_file(name)).ok().map(|p| p.trim().to_owned())
+    std::fs::read_to_string(pid_file(name))
+        .ok()
+        .map(|p| p.trim().to_owned())
 }
 
 fn running(name: &str) -> bool {

@@ -202,7 +202,10 @@ fn a_restarted_replica_keeps_asking_until_it_recovered() {
         "the restarted replica catches up: {}",
         net.describe()
     );
-    assert!(net.replicas[1].logic.is_recovering(), "every answer was lost");
+    assert!(
+        net.replicas[1].logic.is_recovering(),
+        "every answer was lost"
+    );
     net.set_filter(harness::lose_nothing());
     assert!(
         net.run_until(5_000, |n| !n.replicas[1].logic.is_recovering()),
