@@ -169,6 +169,18 @@ async fn metrics_text(node: &Node) -> String {
             committed,
         );
     }
+    if let Some(histograms) = node.histograms() {
+        registry.register(
+            "eve_batch_requests",
+            "Requests per executed batch.",
+            histograms.batch_requests,
+        );
+        registry.register(
+            "eve_parallel_batch_width",
+            "Average requests per parallel batch, per executed batch.",
+            histograms.parallel_batch_width,
+        );
+    }
     for (peer, counters) in node.net_counters() {
         let role = crate::config::node_name(peer).replace('-', "_");
         for (name, help, value) in [

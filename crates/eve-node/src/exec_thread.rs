@@ -4,12 +4,32 @@
 
 use eve_agreement::{ExecCommand, ExecEvent, ReplicaExecutor};
 use eve_exec::{Application, ExecStats};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Commands queued for the execution thread; when full, the protocol loop waits (the
 /// execution side is the bottleneck, and the logic bounds what it has in flight).
 pub const EXEC_QUEUE_COMMANDS_MAX: usize = 1024;
+
+/// Distributions the execution thread records per batch (shared handles: clones observe into
+/// the same histogram).
+#[derive(Clone, Debug)]
+pub struct ExecHistograms {
+    /// Requests per executed batch.
+    pub batch_requests: Histogram,
+    /// Average requests per parallel batch within each executed batch.
+    pub parallel_batch_width: Histogram,
+}
+
+impl Default for ExecHistograms {
+    fn default() -> Self {
+        Self {
+            batch_requests: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            parallel_batch_width: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+        }
+    }
+}
 
 /// The protocol loop's end of the execution thread.
 pub struct ExecHandle {
@@ -21,6 +41,8 @@ pub struct ExecHandle {
     pub events: mpsc::UnboundedReceiver<ExecEvent>,
     /// The executor's statistics, as of its last batch.
     pub stats: Arc<Mutex<ExecStats>>,
+    /// Per-batch distributions, for metrics.
+    pub histograms: ExecHistograms,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -31,14 +53,26 @@ impl ExecHandle {
         let (outbox, events) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(ExecStats::default()));
         let shared = stats.clone();
+        let histograms = ExecHistograms::default();
+        let observe = histograms.clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
                 while let Some(command) = inbox.blocking_recv() {
                     let execute = matches!(command, ExecCommand::Execute { .. });
+                    let before = executor.executor().stats();
                     let events = executor.apply(command);
                     if execute {
-                        *shared.lock().expect("never poisoned") = executor.executor().stats();
+                        let after = executor.executor().stats();
+                        let requests = after.requests_executed - before.requests_executed;
+                        let parallel = after.parallel_batches - before.parallel_batches;
+                        observe.batch_requests.observe(requests as f64);
+                        if parallel > 0 {
+                            observe
+                                .parallel_batch_width
+                                .observe(requests as f64 / parallel as f64);
+                        }
+                        *shared.lock().expect("never poisoned") = after;
                     }
                     for event in events {
                         if outbox.send(event).is_err() {
@@ -52,6 +86,7 @@ impl ExecHandle {
             commands,
             events,
             stats,
+            histograms,
             thread: Some(thread),
         }
     }

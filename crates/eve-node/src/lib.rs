@@ -23,6 +23,6 @@ mod runner;
 
 pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};
 pub use clock::NodeClock;
-pub use exec_thread::EXEC_QUEUE_COMMANDS_MAX;
+pub use exec_thread::{EXEC_QUEUE_COMMANDS_MAX, ExecHistograms};
 pub use node::{ClusterSpec, Metric, Node, NodeBuilder, NodeError, RoleStatus};
 pub use runner::COMMANDS_MAX;

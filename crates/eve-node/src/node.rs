@@ -180,6 +180,7 @@ impl NodeBuilder {
             replica: None,
             verifier: None,
             exec_stats: None,
+            histograms: None,
         };
         if let Some((id, credentials, spawner)) = self.replica.take() {
             let me = NodeId::Replica(id);
@@ -189,6 +190,7 @@ impl NodeBuilder {
             let (transport, inbound) = self.transport(me, &credentials)?;
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
+            node.histograms = Some(exec.histograms.clone());
             let logic = match self.restarted {
                 Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
                 None => ReplicaLogic::new(id, &config),
@@ -418,6 +420,7 @@ pub struct Node {
     replica: Option<mpsc::Sender<Command<ReplicaLogic>>>,
     verifier: Option<mpsc::Sender<Command<Verifier>>>,
     exec_stats: Option<std::sync::Arc<std::sync::Mutex<eve_exec::ExecStats>>>,
+    histograms: Option<crate::exec_thread::ExecHistograms>,
 }
 
 impl Node {
@@ -466,6 +469,11 @@ impl Node {
         self.exec_stats
             .as_ref()
             .map(|stats| *stats.lock().expect("never poisoned"))
+    }
+
+    /// The replica's per-batch histograms (requests per batch, parallel batch width).
+    pub fn histograms(&self) -> Option<crate::exec_thread::ExecHistograms> {
+        self.histograms.clone()
     }
 
     /// The addresses the roles' endpoints are bound to.
