@@ -881,3 +881,97 @@ fn a_recovered_verifier_tells_replicas_where_the_view_it_recovered_into_starts()
         "the view's start, then the last committed batch"
     );
 }
+
+/// A verifier's answer to a restarted replica's `Recover`: it is in (or moving to) `view`.
+fn recover_reply(nonce: u64, view: u64) -> Message {
+    Message::RecoverReply {
+        nonce,
+        state: Box::new(RecoveryState {
+            entered: View(view),
+            entered_start: None,
+            view: View(view),
+            committed: (BatchSeq(0), Token(Digest::ZERO)),
+            locked: vec![],
+        }),
+    }
+}
+
+#[test]
+fn a_restarted_replica_leads_only_above_the_highest_view_a_verifier_quorum_reports() {
+    // Missed mutants of `replica/recovery.rs` (the simulator's seeds did not catch them):
+    // finishing recovery on the first answer, counting nothing, and a restarted primary of a
+    // view it may have led never stepping aside.
+    let mut r0 = Replica::restart(R0, config(), 9);
+    r0.handle_timeout(T0);
+    assert!(
+        drain_replica(&mut r0).contains(&send(verifier(0), Message::Recover { nonce: 9 })),
+        "a restarted replica asks every verifier"
+    );
+    r0.handle_message(T0, verifier(1), recover_reply(9, 0));
+    assert!(
+        r0.is_recovering(),
+        "one answer is not a verifier quorum (u + r + 1 = 2): that verifier may be behind"
+    );
+    r0.handle_message(T0, verifier(2), recover_reply(9, 0));
+    assert!(!r0.is_recovering(), "a quorum answered");
+    assert_eq!(r0.counters().recoveries, 1);
+    // R0 is the primary of view 0, which it may have led before its restart: it suspects
+    // itself so that the verifiers move to a view it may lead.
+    assert!(r0.is_primary());
+    let outputs = drain_replica(&mut r0);
+    assert!(
+        outputs.contains(&send(verifier(0), Message::Suspect { view: View(0) })),
+        "the restarted primary steps aside in a view it may have led: {outputs:?}"
+    );
+    assert_eq!(r0.counters().views_declined, 1);
+    assert_eq!(r0.counters().suspicions, 1);
+
+    // The floor is the highest view a quorum reported, not the first answer's.
+    let mut r1 = Replica::restart(R1, config(), 4);
+    r1.handle_message(T0, verifier(0), recover_reply(4, 0));
+    r1.handle_message(T0, verifier(2), recover_reply(4, 4));
+    assert!(!r1.is_recovering());
+    // View 4's primary is replica 1 (4 mod 3): it may not lead view 4 either.
+    r1.handle_message(
+        T0,
+        verifier(0),
+        Message::Verified {
+            view: View(4),
+            seq: BatchSeq(0),
+            token: Token(Digest::ZERO),
+            sequential: true,
+        },
+    );
+    drain_replica(&mut r1);
+    assert_eq!((r1.view(), r1.is_primary()), (View(4), true));
+    r1.handle_message(T0, replica(R0), Message::Request(request(1)));
+    let outputs = drain_replica(&mut r1);
+    assert!(
+        !outputs.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::ExecuteBatch(_),
+                ..
+            }
+        )),
+        "no batch in a view at or below the floor: {outputs:?}"
+    );
+    // Above the floor it leads again: view 7's primary is replica 1 too.
+    r1.handle_message(
+        T0,
+        verifier(0),
+        Message::Verified {
+            view: View(7),
+            seq: BatchSeq(0),
+            token: Token(Digest::ZERO),
+            sequential: true,
+        },
+    );
+    let outputs = drain_replica(&mut r1);
+    assert!(
+        outputs.iter().any(
+            |o| matches!(o, Output::Send { msg: Message::ExecuteBatch(b), .. } if b.view == View(7))
+        ),
+        "a view above the floor is led, its waiting request ordered: {outputs:?}"
+    );
+}
