@@ -42,6 +42,8 @@ pub struct RoleReport {
     pub state_root: Option<String>,
     /// Whether it is recovering after a restart.
     pub recovering: bool,
+    /// Objects in its state (replicas).
+    pub objects: Option<usize>,
     /// Messages the logic dropped (stale, unexpected, out of window).
     pub dropped: u64,
     /// Connections the transport refused or closed for bad frames.
@@ -49,7 +51,7 @@ pub struct RoleReport {
 }
 
 impl RoleReport {
-    fn new(status: &RoleStatus, refused: u64) -> Self {
+    fn new(status: &RoleStatus, refused: u64, objects: Option<usize>) -> Self {
         let dropped = status
             .metrics
             .iter()
@@ -70,6 +72,10 @@ impl RoleReport {
             stable: status.stable.map(|s| s.0),
             state_root: status.state_root.clone(),
             recovering: status.recovering,
+            objects: match status.node {
+                eve_agreement::NodeId::Replica(_) => objects,
+                _ => None,
+            },
             dropped,
             refused,
         }
@@ -139,7 +145,7 @@ pub async fn reports(node: &Node) -> Vec<RoleReport> {
                 .iter()
                 .find(|(n, _)| *n == status.node)
                 .map_or(0, |(_, c)| c.identities_refused + c.bad_frames);
-            RoleReport::new(status, refused)
+            RoleReport::new(status, refused, node.objects())
         })
         .collect()
 }
@@ -167,6 +173,15 @@ async fn metrics_text(node: &Node) -> String {
             format!("eve_{role}_committed_seq"),
             "The last committed batch.",
             committed,
+        );
+    }
+    if let Some(objects) = node.objects() {
+        let gauge = Gauge::<i64>::default();
+        gauge.set(objects as i64);
+        registry.register(
+            "eve_state_objects",
+            "Objects in the replica's state.",
+            gauge,
         );
     }
     if let Some(histograms) = node.histograms() {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use eve_agreement::{Client, ClientError, Completion, NodeId};
 use eve_net::{Credentials, TlsIdentity, Transport, TransportConfig};
 use eve_types::{ClientId, RequestNo};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
@@ -56,6 +57,7 @@ pub struct EveClient {
     /// A request that timed out and is still outstanding.
     outstanding: Mutex<Option<RequestNo>>,
     timeout: Duration,
+    durations: Histogram,
     transport: Transport,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -101,6 +103,8 @@ impl EveClient {
             completions: Mutex::new(completions),
             outstanding: Mutex::new(None),
             timeout: CALL_TIMEOUT,
+            // 100 us to about 26 s.
+            durations: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             transport,
             shutdown,
             task,
@@ -121,6 +125,7 @@ impl EveClient {
     /// Calls `op` and returns the reply `r + 1` replicas agreed on.
     pub async fn call(&self, op: impl Into<Bytes>) -> Result<Bytes, CallError> {
         let op = op.into();
+        let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut completions = self.completions.lock().await;
         let mut outstanding = self.outstanding.lock().await;
@@ -144,7 +149,10 @@ impl EveClient {
             Err(ClientError::Busy(_)) => unreachable!("calls are serialized"),
         };
         match wait_for(&mut completions, request_no, deadline, self.timeout).await {
-            Ok(body) => Ok(body),
+            Ok(body) => {
+                self.durations.observe(started.elapsed().as_secs_f64());
+                Ok(body)
+            }
             Err(err) => {
                 if matches!(err, CallError::Timeout { .. }) {
                     *outstanding = Some(request_no);
@@ -152,6 +160,12 @@ impl EveClient {
                 Err(err)
             }
         }
+    }
+
+    /// How long successful calls took, in seconds: a handle on a shared histogram, to
+    /// register in the application's registry as `eve_client_request_duration_seconds`.
+    pub fn request_durations(&self) -> Histogram {
+        self.durations.clone()
     }
 
     /// What the client's transport did.

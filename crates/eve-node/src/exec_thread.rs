@@ -5,6 +5,7 @@
 use eve_agreement::{ExecCommand, ExecEvent, ReplicaExecutor};
 use eve_exec::{Application, ExecStats};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -43,6 +44,8 @@ pub struct ExecHandle {
     pub stats: Arc<Mutex<ExecStats>>,
     /// Per-batch distributions, for metrics.
     pub histograms: ExecHistograms,
+    /// Objects in the replica's current state, as of its last command.
+    pub objects: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -55,6 +58,8 @@ impl ExecHandle {
         let shared = stats.clone();
         let histograms = ExecHistograms::default();
         let observe = histograms.clone();
+        let objects = Arc::new(AtomicUsize::new(0));
+        let count = objects.clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
@@ -74,6 +79,7 @@ impl ExecHandle {
                         }
                         *shared.lock().expect("never poisoned") = after;
                     }
+                    count.store(executor.executor().state().len(), Ordering::Relaxed);
                     for event in events {
                         if outbox.send(event).is_err() {
                             return;
@@ -87,6 +93,7 @@ impl ExecHandle {
             events,
             stats,
             histograms,
+            objects,
             thread: Some(thread),
         }
     }

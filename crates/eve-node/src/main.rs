@@ -352,7 +352,7 @@ async fn cmd_status(path: &Path, json: bool) -> Result<()> {
             Ok(roles) => {
                 for role in roles {
                     println!(
-                        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8}  {}",
+                        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8} {:>8}  {}",
                         process,
                         role.node,
                         role.view,
@@ -363,6 +363,7 @@ async fn cmd_status(path: &Path, json: bool) -> Result<()> {
                         role.state_root
                             .as_deref()
                             .map_or("-", |r| &r[..r.len().min(16)]),
+                        role.objects.map_or("-".to_owned(), |n| n.to_string()),
                         role.dropped,
                         role.refused,
                         if role.recovering { "recovering" } else { "" }

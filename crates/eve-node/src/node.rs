@@ -181,6 +181,7 @@ impl NodeBuilder {
             verifier: None,
             exec_stats: None,
             histograms: None,
+            objects: None,
         };
         if let Some((id, credentials, spawner)) = self.replica.take() {
             let me = NodeId::Replica(id);
@@ -191,6 +192,7 @@ impl NodeBuilder {
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
             node.histograms = Some(exec.histograms.clone());
+            node.objects = Some(exec.objects.clone());
             let logic = match self.restarted {
                 Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
                 None => ReplicaLogic::new(id, &config),
@@ -421,6 +423,7 @@ pub struct Node {
     verifier: Option<mpsc::Sender<Command<Verifier>>>,
     exec_stats: Option<std::sync::Arc<std::sync::Mutex<eve_exec::ExecStats>>>,
     histograms: Option<crate::exec_thread::ExecHistograms>,
+    objects: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Node {
@@ -469,6 +472,13 @@ impl Node {
         self.exec_stats
             .as_ref()
             .map(|stats| *stats.lock().expect("never poisoned"))
+    }
+
+    /// Objects in the replica's current state.
+    pub fn objects(&self) -> Option<usize> {
+        self.objects
+            .as_ref()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// The replica's per-batch histograms (requests per batch, parallel batch width).

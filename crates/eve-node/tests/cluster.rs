@@ -102,6 +102,18 @@ async fn serves_writes_and_reads(mode: ReplicationMode) {
             }
             let read = client.call(get(&format!("k{i}"))).await.unwrap();
             assert_eq!(value(&read), Some("v19".to_owned()));
+            let mut registry = prometheus_client::registry::Registry::default();
+            registry.register(
+                "eve_client_request_duration_seconds",
+                "Call durations.",
+                client.request_durations(),
+            );
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+            assert!(
+                text.contains("eve_client_request_duration_seconds_count 21"),
+                "every successful call is timed:\n{text}"
+            );
             client.close().await;
         }));
     }

@@ -99,7 +99,7 @@ async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
 }
 
 /// `(committed, state root)` of every replica process that answers.
-async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<String>)> {
+async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<String>, u64)> {
     let mut states = Vec::new();
     for (process, addr) in &config.file.cluster.admin {
         if !process.starts_with("replica") {
@@ -114,6 +114,7 @@ async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<Strin
                 process.clone(),
                 role["committed"].as_u64().unwrap(),
                 role["state_root"].as_str().map(str::to_owned),
+                role["objects"].as_u64().unwrap_or(0),
             ));
         }
     }
@@ -241,10 +242,11 @@ async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
     loop {
         let states = replica_states(&node_config).await;
         let agreed = states.len() == 3
-            && states
-                .iter()
-                .all(|(_, c, root)| (*c, root) == (states[0].1, &states[0].2))
-            && states[0].2.is_some();
+            && states.iter().all(|(_, c, root, objects)| {
+                (*c, root, *objects) == (states[0].1, &states[0].2, states[0].3)
+            })
+            && states[0].2.is_some()
+            && states[0].3 > 0;
         if agreed {
             break;
         }
