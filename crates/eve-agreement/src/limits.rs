@@ -5,6 +5,11 @@ use eve_types::limits::PIPELINE_DEPTH_MAX;
 /// Most requests a primary holds waiting for a batch; more are dropped (clients retransmit).
 pub const PENDING_REQUESTS_MAX: usize = 100_000;
 
+/// Most requests of one client a primary holds pending or in uncommitted batches; more are
+/// dropped. A client sends one request at a time (a restarted one may leave an older one in
+/// flight), so only a flooding client reaches it, and it cannot fill the pending queue alone.
+pub const CLIENT_IN_FLIGHT_MAX: usize = 8;
+
 /// How far beyond its last committed batch a replica or verifier keeps per-batch state.
 /// Messages about batches further ahead are dropped (or, for agreed tokens, only the highest
 /// is remembered, to catch up by state transfer).

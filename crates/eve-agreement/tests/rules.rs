@@ -975,3 +975,31 @@ fn a_restarted_replica_leads_only_above_the_highest_view_a_verifier_quorum_repor
         "a view above the floor is led, its waiting request ordered: {outputs:?}"
     );
 }
+
+#[test]
+fn a_flooding_client_cannot_fill_the_primarys_queue() {
+    // The primary (R0 in view 0) cuts batches only when full (1,000 requests) or when the
+    // batch timer fires: without the timer, every request below waits in its queue.
+    let mut r0 = Replica::new(R0, config());
+    drain_replica(&mut r0);
+    let flooder = ClientId(66);
+    for no in 1..=100 {
+        let request = Request::new(flooder, RequestNo(no), &b"op"[..]).unwrap();
+        r0.handle_message(T0, NodeId::Client(flooder), Message::Request(request));
+    }
+    assert_eq!(
+        r0.pending_requests(),
+        eve_agreement::limits::CLIENT_IN_FLIGHT_MAX,
+        "one client holds at most CLIENT_IN_FLIGHT_MAX requests in the queue"
+    );
+    assert_eq!(
+        r0.counters().drops.get("client-in-flight-full"),
+        100 - eve_agreement::limits::CLIENT_IN_FLIGHT_MAX as u64
+    );
+    r0.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
+    assert_eq!(
+        r0.pending_requests(),
+        eve_agreement::limits::CLIENT_IN_FLIGHT_MAX + 1,
+        "another client is still served"
+    );
+}

@@ -4,12 +4,12 @@
 
 use super::{PbReplica, Slot};
 use crate::exec_side::ExecCommand;
-use crate::limits::{PENDING_REQUESTS_MAX, SEQ_WINDOW};
+use crate::limits::{CLIENT_IN_FLIGHT_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
 use crate::requests::{Seen, batch_nondet, drop_reason, take_batch};
 use crate::time::Time;
-use eve_types::Request;
+use eve_types::{Request, RequestNo};
 
 impl PbReplica {
     pub(super) fn on_request(&mut self, now: Time, from: NodeId, request: Request) {
@@ -47,9 +47,23 @@ impl PbReplica {
             }
             Seen::New => {}
         }
-        if !self.in_flight.insert((request.client, request.request_no)) {
+        if self
+            .in_flight
+            .contains(&(request.client, request.request_no))
+        {
             return;
         }
+        let client = request.client;
+        let of_client = self
+            .in_flight
+            .range((client, RequestNo(0))..=(client, RequestNo(u64::MAX)))
+            .take(CLIENT_IN_FLIGHT_MAX)
+            .count();
+        if of_client >= CLIENT_IN_FLIGHT_MAX {
+            self.counters.drops.count("client-in-flight-full");
+            return;
+        }
+        self.in_flight.insert((request.client, request.request_no));
         if self.pending.len() >= PENDING_REQUESTS_MAX {
             self.in_flight.remove(&(request.client, request.request_no));
             self.counters.drops.count("pending-full");
