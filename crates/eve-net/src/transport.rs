@@ -106,6 +106,9 @@ pub struct NetCounters {
     pub bad_frames: u64,
     /// Connections refused because the certificate named no node or the hello named another.
     pub identities_refused: u64,
+    /// Incoming handshakes that failed: no certificate or one of another CA, a wrong ALPN,
+    /// or a peer that gave up (a restarting peer's half-open attempts land here too).
+    pub handshake_failures: u64,
     /// Connections accepted.
     pub connections_accepted: u64,
     /// Connections dialed successfully.
@@ -123,6 +126,7 @@ struct Counters {
     lost_in_flight: AtomicU64,
     bad_frames: AtomicU64,
     identities_refused: AtomicU64,
+    handshake_failures: AtomicU64,
     connections_accepted: AtomicU64,
     connections_dialed: AtomicU64,
     dial_failures: AtomicU64,
@@ -267,6 +271,7 @@ impl Transport {
             lost_in_flight: get(&c.lost_in_flight),
             bad_frames: get(&c.bad_frames),
             identities_refused: get(&c.identities_refused),
+            handshake_failures: get(&c.handshake_failures),
             connections_accepted: get(&c.connections_accepted),
             connections_dialed: get(&c.connections_dialed),
             dial_failures: get(&c.dial_failures),
@@ -404,7 +409,7 @@ async fn accept_loop(inner: Arc<Inner>) {
 async fn accept_one(inner: Arc<Inner>, incoming: quinn::Incoming) {
     // A peer without a certificate of the cluster's CA fails here, in the handshake.
     let Ok(connection) = incoming.await else {
-        bump(&inner.counters.identities_refused);
+        bump(&inner.counters.handshake_failures);
         return;
     };
     let peer = match peer_node(&connection) {
