@@ -1,0 +1,94 @@
+//! `eve-node status`: every process's roles and where they stand, from their admin endpoints.
+
+use anyhow::{Context, Result, anyhow, bail};
+use eve_node::admin::RoleReport;
+use eve_node::config::LoadedConfig;
+use std::path::Path;
+
+pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
+    let loaded = LoadedConfig::load(path)?;
+    let admin = &loaded.file.cluster.admin;
+    if admin.is_empty() {
+        bail!("{}: cluster.admin lists no admin endpoints", path.display());
+    }
+    let mut rows: Vec<(String, Result<Vec<RoleReport>>)> = Vec::new();
+    for (process, addr) in admin {
+        rows.push((process.clone(), fetch_status(*addr).await));
+    }
+    if json {
+        let value: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(process, result)| match result {
+                Ok(roles) => serde_json::json!({ "process": process, "roles": roles }),
+                Err(err) => serde_json::json!({ "process": process, "error": err.to_string() }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8}  error",
+        "process",
+        "role",
+        "view",
+        "primary",
+        "committed",
+        "stable",
+        "state root",
+        "dropped",
+        "refused"
+    );
+    for (process, result) in &rows {
+        match result {
+            Ok(roles) => {
+                for role in roles {
+                    println!(
+                        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8} {:>8}  {}",
+                        process,
+                        role.node,
+                        role.view,
+                        role.primary
+                            .map_or("-".to_owned(), |p| format!("replica-{p}")),
+                        role.committed,
+                        role.stable.map_or("-".to_owned(), |s| s.to_string()),
+                        role.state_root
+                            .as_deref()
+                            .map_or("-", |r| &r[..r.len().min(16)]),
+                        role.objects.map_or("-".to_owned(), |n| n.to_string()),
+                        role.dropped,
+                        role.refused,
+                        if role.recovering { "recovering" } else { "" }
+                    );
+                }
+            }
+            Err(err) => println!("{process:<8} {:<12} {err:#}", "-"),
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_status(addr: std::net::SocketAddr) -> Result<Vec<RoleReport>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream
+            .take(16 * 1024 * 1024)
+            .read_to_end(&mut response)
+            .await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(std::time::Duration::from_secs(3), fetch)
+        .await
+        .map_err(|_| anyhow!("{addr}: no answer within 3 s"))?
+        .with_context(|| format!("{addr}: unreachable"))?;
+    let text = String::from_utf8_lossy(&response);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .ok_or_else(|| anyhow!("{addr}: not an HTTP response"))?;
+    serde_json::from_str(body).with_context(|| format!("{addr}: not a status report"))
+}
