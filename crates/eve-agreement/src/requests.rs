@@ -5,7 +5,7 @@
 use crate::limits::REPLY_TABLE_MAX;
 use crate::node::NodeId;
 use crate::time::Time;
-use eve_types::{BatchSeq, ClientId, NonDet, Reply, Request, View, splitmix64};
+use eve_types::{BatchSeq, ClientId, NonDet, Reply, Request, RequestNo, View, splitmix64};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Why a request that arrived must be dropped, if it must: it is invalid, or a client sent it
@@ -65,6 +65,21 @@ impl ReplyTable {
 /// Takes up to `max` requests from `pending`, at most one per client (so every reply of a
 /// batch is covered by the reply cache, and so by the token); later requests of a client wait
 /// in order.
+/// Whether `client` already has [`CLIENT_IN_FLIGHT_MAX`](crate::limits::CLIENT_IN_FLIGHT_MAX)
+/// requests in `in_flight` (pending or in uncommitted batches): a range over the set, cut
+/// short at the limit.
+pub(crate) fn client_at_limit(
+    in_flight: &BTreeSet<(ClientId, RequestNo)>,
+    client: ClientId,
+) -> bool {
+    let max = crate::limits::CLIENT_IN_FLIGHT_MAX;
+    in_flight
+        .range((client, RequestNo(0))..=(client, RequestNo(u64::MAX)))
+        .take(max)
+        .count()
+        >= max
+}
+
 pub(crate) fn take_batch(pending: &mut VecDeque<Request>, max: usize) -> Vec<Request> {
     let mut clients = BTreeSet::new();
     let mut batch = Vec::new();

@@ -757,14 +757,18 @@ impl Cluster {
         self.carry_out(NodeId::Replica(replica), io);
     }
 
-    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
-        self.report.messages_delivered += 1;
-        let up = match to {
+    /// Whether `node` is running (clients always are).
+    fn is_up(&self, node: NodeId) -> bool {
+        match node {
             NodeId::Replica(id) => self.replicas[id.0 as usize].up,
             NodeId::Verifier(id) => self.verifiers[id.0 as usize].up,
             NodeId::Client(_) => true,
-        };
-        if !up {
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message) {
+        self.report.messages_delivered += 1;
+        if !self.is_up(to) {
             return;
         }
         let mut io = self.io();
@@ -786,12 +790,7 @@ impl Cluster {
     }
 
     fn timer(&mut self, node: NodeId) {
-        let up = match node {
-            NodeId::Replica(id) => self.replicas[id.0 as usize].up,
-            NodeId::Verifier(id) => self.verifiers[id.0 as usize].up,
-            NodeId::Client(_) => true,
-        };
-        if !up {
+        if !self.is_up(node) {
             return;
         }
         let mut io = self.io();

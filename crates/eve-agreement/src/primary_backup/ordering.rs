@@ -4,12 +4,12 @@
 
 use super::{PbReplica, Slot};
 use crate::exec_side::ExecCommand;
-use crate::limits::{CLIENT_IN_FLIGHT_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
+use crate::limits::{PENDING_REQUESTS_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
-use crate::requests::{Seen, batch_nondet, drop_reason, take_batch};
+use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason, take_batch};
 use crate::time::Time;
-use eve_types::{Request, RequestNo};
+use eve_types::Request;
 
 impl PbReplica {
     pub(super) fn on_request(&mut self, now: Time, from: NodeId, request: Request) {
@@ -53,13 +53,7 @@ impl PbReplica {
         {
             return;
         }
-        let client = request.client;
-        let of_client = self
-            .in_flight
-            .range((client, RequestNo(0))..=(client, RequestNo(u64::MAX)))
-            .take(CLIENT_IN_FLIGHT_MAX)
-            .count();
-        if of_client >= CLIENT_IN_FLIGHT_MAX {
+        if client_at_limit(&self.in_flight, request.client) {
             self.counters.drops.count("client-in-flight-full");
             return;
         }
