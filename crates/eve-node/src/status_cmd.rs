@@ -4,6 +4,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use eve_node::admin::RoleReport;
 use eve_node::config::LoadedConfig;
 use std::path::Path;
+use std::time::Duration;
+
+/// The longest status response read from one admin endpoint.
+const STATUS_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// How long one admin endpoint may take to answer.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
     let loaded = LoadedConfig::load(path)?;
@@ -76,14 +83,16 @@ async fn fetch_status(addr: std::net::SocketAddr) -> Result<Vec<RoleReport>> {
             .await?;
         let mut response = Vec::new();
         stream
-            .take(16 * 1024 * 1024)
+            .take(STATUS_RESPONSE_BYTES_MAX)
             .read_to_end(&mut response)
             .await?;
         Ok::<_, std::io::Error>(response)
     };
-    let response = tokio::time::timeout(std::time::Duration::from_secs(3), fetch)
+    let response = tokio::time::timeout(STATUS_TIMEOUT, fetch)
         .await
-        .map_err(|_| anyhow!("{addr}: no answer within 3 s"))?
+        .map_err(|_| {
+            anyhow!("{addr}: no answer within {STATUS_TIMEOUT:?}: is the process running? (eve-node run)")
+        })?
         .with_context(|| format!("{addr}: unreachable"))?;
     let text = String::from_utf8_lossy(&response);
     let body = text
