@@ -174,6 +174,14 @@ impl ReplicaLogic {
         }
     }
 
+    /// Requests waiting to be ordered, and their operation bytes (primary).
+    pub fn pending(&self) -> (usize, usize) {
+        match self {
+            Self::Eve(r) => (r.pending_requests(), r.pending_bytes()),
+            Self::PrimaryBackup(r) => (r.pending_requests(), r.pending_bytes()),
+        }
+    }
+
     /// Whether the replica restarted and does not yet hold a committed state.
     pub fn lost_state(&self) -> bool {
         match self {

@@ -18,6 +18,7 @@ mod exec_side;
 pub mod limits;
 mod message;
 mod node;
+mod pending;
 mod primary_backup;
 mod replica;
 mod requests;

@@ -5,6 +5,11 @@ use eve_types::limits::PIPELINE_DEPTH_MAX;
 /// Most requests a primary holds waiting for a batch; more are dropped (clients retransmit).
 pub const PENDING_REQUESTS_MAX: usize = 100_000;
 
+/// Most operation bytes a primary holds waiting for a batch; a request that would pass it is
+/// dropped (its client retransmits). Without it, [`PENDING_REQUESTS_MAX`] requests of
+/// `OP_BYTES_MAX` each would hold 6.5 GB.
+pub const PENDING_REQUEST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Most requests of one client a primary holds pending or in uncommitted batches; more are
 /// dropped. A client sends one request at a time (a restarted one may leave an older one in
 /// flight), so only a flooding client reaches it, and it cannot fill the pending queue alone.

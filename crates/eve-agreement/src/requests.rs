@@ -6,7 +6,7 @@ use crate::limits::REPLY_TABLE_MAX;
 use crate::node::NodeId;
 use crate::time::Time;
 use eve_types::{BatchSeq, ClientId, NonDet, Reply, Request, RequestNo, View, splitmix64};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a request that arrived must be dropped, if it must: it is invalid, or a client sent it
 /// in another client's name.
@@ -62,9 +62,6 @@ impl ReplyTable {
     }
 }
 
-/// Takes up to `max` requests from `pending`, at most one per client (so every reply of a
-/// batch is covered by the reply cache, and so by the token); later requests of a client wait
-/// in order.
 /// Whether `client` already has [`CLIENT_IN_FLIGHT_MAX`](crate::limits::CLIENT_IN_FLIGHT_MAX)
 /// requests in `in_flight` (pending or in uncommitted batches): a range over the set, cut
 /// short at the limit.
@@ -78,25 +75,6 @@ pub(crate) fn client_at_limit(
         .take(max)
         .count()
         >= max
-}
-
-pub(crate) fn take_batch(pending: &mut VecDeque<Request>, max: usize) -> Vec<Request> {
-    let mut clients = BTreeSet::new();
-    let mut batch = Vec::new();
-    let mut kept = VecDeque::new();
-    while let Some(request) = pending.pop_front() {
-        if batch.len() < max && clients.insert(request.client) {
-            batch.push(request);
-        } else {
-            kept.push_back(request);
-        }
-        if batch.len() == max {
-            break;
-        }
-    }
-    kept.append(pending);
-    *pending = kept;
-    batch
 }
 
 /// The non-deterministic inputs a primary attaches to batch `seq` of `view` cut at `now`: its
@@ -115,23 +93,6 @@ mod tests {
 
     fn request(client: u64, no: u64) -> Request {
         Request::new(ClientId(client), RequestNo(no), &b"op"[..]).unwrap()
-    }
-
-    #[test]
-    fn a_batch_takes_one_request_per_client_and_keeps_the_rest_in_order() {
-        let mut pending: VecDeque<Request> = [
-            request(1, 1),
-            request(1, 2),
-            request(2, 1),
-            request(3, 1),
-            request(1, 3),
-        ]
-        .into();
-        let batch = take_batch(&mut pending, 10);
-        assert_eq!(batch, vec![request(1, 1), request(2, 1), request(3, 1)]);
-        assert_eq!(pending, VecDeque::from([request(1, 2), request(1, 3)]));
-        let batch = take_batch(&mut pending, 1);
-        assert_eq!(batch, vec![request(1, 2)], "the size limit holds");
     }
 
     #[test]

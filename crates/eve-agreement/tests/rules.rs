@@ -1003,3 +1003,38 @@ fn a_flooding_client_cannot_fill_the_primarys_queue() {
         "another client is still served"
     );
 }
+
+#[test]
+fn large_requests_from_many_clients_cannot_pass_the_pending_byte_bound() {
+    use eve_agreement::limits::PENDING_REQUEST_BYTES_MAX;
+    use eve_types::limits::OP_BYTES_MAX;
+    // The pipeline holds no batch (depth 1, and the first batch never commits), so everything
+    // past the first batch waits in the queue.
+    let mut config = ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 });
+    config.pipeline_depth = 1;
+    let mut r0 = Replica::new(R0, config.validate().unwrap());
+    drain_replica(&mut r0);
+    let in_first_batch = eve_types::limits::BATCH_OP_BYTES_MAX / OP_BYTES_MAX;
+    let fits = PENDING_REQUEST_BYTES_MAX / OP_BYTES_MAX + in_first_batch;
+    let sent = fits + 50;
+    for client in 0..sent as u64 {
+        let client = ClientId(1_000 + client);
+        let request = Request::new(client, RequestNo(1), vec![7u8; OP_BYTES_MAX]).unwrap();
+        r0.handle_message(T0, NodeId::Client(client), Message::Request(request));
+    }
+    assert_eq!(
+        r0.pending_requests(),
+        fits - in_first_batch,
+        "the queue stops at its byte bound"
+    );
+    assert!(r0.pending_bytes() <= PENDING_REQUEST_BYTES_MAX);
+    assert_eq!(
+        r0.counters().drops.get("pending-bytes-full"),
+        (sent - fits) as u64
+    );
+    assert_eq!(
+        r0.counters().batches_ordered,
+        1,
+        "one batch, cut full in bytes"
+    );
+}

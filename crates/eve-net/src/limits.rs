@@ -35,5 +35,10 @@ pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
 /// The longest delay between dials of an unreachable peer.
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
 
+/// How long closing the endpoint waits for its connections to drain (for lost close frames to
+/// be repeated). Connections whose handshake never finished would otherwise wait three probe
+/// timeouts on the initial 333 ms round-trip estimate.
+pub const CLOSE_DRAIN_MAX: Duration = Duration::from_millis(300);
+
 /// How long a dial may take before it counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

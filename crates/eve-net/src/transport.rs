@@ -15,8 +15,8 @@
 use crate::frame::{FrameError, LENGTH_BYTES, encode_frame, frame_length};
 use crate::identity::{dns_name, parse_dns_name};
 use crate::limits::{
-    CONNECT_TIMEOUT, FRAME_BYTES_MAX, INBOUND_QUEUE_MESSAGES_MAX, RECONNECT_DELAY_MAX,
-    RECONNECT_DELAY_MIN, SEND_QUEUE_MESSAGES_MAX,
+    CLOSE_DRAIN_MAX, CONNECT_TIMEOUT, FRAME_BYTES_MAX, INBOUND_QUEUE_MESSAGES_MAX,
+    RECONNECT_DELAY_MAX, RECONNECT_DELAY_MIN, SEND_QUEUE_MESSAGES_MAX,
 };
 use crate::tls::{TlsError, TlsIdentity, peer_node};
 use bytes::Bytes;
@@ -278,13 +278,14 @@ impl Transport {
         }
     }
 
-    /// Closes every connection and stops every task; messages still queued are dropped.
+    /// Closes every connection and stops every task; messages still queued are dropped. Waits
+    /// at most [`CLOSE_DRAIN_MAX`] for the connections to drain.
     pub async fn close(&self) {
         self.inner.shutdown.send_replace(true);
         self.inner
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        self.inner.endpoint.wait_idle().await;
+        let _ = tokio::time::timeout(CLOSE_DRAIN_MAX, self.inner.endpoint.wait_idle()).await;
     }
 }
 

@@ -44,6 +44,8 @@ pub struct RoleReport {
     pub recovering: bool,
     /// Objects in its state (replicas).
     pub objects: Option<usize>,
+    /// Key and value bytes of its last sealed state (replicas).
+    pub bytes: Option<usize>,
     /// Messages the logic dropped (stale, unexpected, out of window).
     pub dropped: u64,
     /// Connections the transport refused or closed for bad frames.
@@ -51,7 +53,8 @@ pub struct RoleReport {
 }
 
 impl RoleReport {
-    fn new(status: &RoleStatus, refused: u64, objects: Option<usize>) -> Self {
+    fn new(status: &RoleStatus, refused: u64, node: &Node) -> Self {
+        let is_replica = matches!(status.node, eve_agreement::NodeId::Replica(_));
         let dropped = status
             .metrics
             .iter()
@@ -72,10 +75,8 @@ impl RoleReport {
             stable: status.stable.map(|s| s.0),
             state_root: status.state_root.clone(),
             recovering: status.recovering,
-            objects: match status.node {
-                eve_agreement::NodeId::Replica(_) => objects,
-                _ => None,
-            },
+            objects: node.objects().filter(|_| is_replica),
+            bytes: node.state_bytes().filter(|_| is_replica),
             dropped,
             refused,
         }
@@ -145,7 +146,7 @@ pub async fn reports(node: &Node) -> Vec<RoleReport> {
                 .iter()
                 .find(|(n, _)| *n == status.node)
                 .map_or(0, |(_, c)| c.identities_refused + c.bad_frames);
-            RoleReport::new(status, refused, node.objects())
+            RoleReport::new(status, refused, node)
         })
         .collect()
 }
@@ -174,15 +175,40 @@ async fn metrics_text(node: &Node) -> String {
             "The last committed batch.",
             committed,
         );
+        if let Some((requests, bytes)) = status.pending {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(requests as i64);
+            registry.register(
+                "eve_pending_requests",
+                "Requests waiting for a batch at the primary.",
+                gauge,
+            );
+            let gauge = Gauge::<i64>::default();
+            gauge.set(bytes as i64);
+            registry.register(
+                "eve_pending_bytes",
+                "Operation bytes of the requests waiting for a batch at the primary.",
+                gauge,
+            );
+        }
     }
-    if let Some(objects) = node.objects() {
-        let gauge = Gauge::<i64>::default();
-        gauge.set(objects as i64);
-        registry.register(
+    for (name, help, value) in [
+        (
             "eve_state_objects",
             "Objects in the replica's state.",
-            gauge,
-        );
+            node.objects(),
+        ),
+        (
+            "eve_state_bytes",
+            "Key and value bytes of the replica's last sealed state.",
+            node.state_bytes(),
+        ),
+    ] {
+        if let Some(value) = value {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(value as i64);
+            registry.register(name, help, gauge);
+        }
     }
     if let Some(histograms) = node.histograms() {
         registry.register(

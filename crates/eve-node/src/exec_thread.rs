@@ -32,6 +32,30 @@ impl Default for ExecHistograms {
     }
 }
 
+/// The size of a replica's state, as of the execution thread's last command.
+#[derive(Debug, Default)]
+pub struct StateSize {
+    objects: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl StateSize {
+    /// Live objects, including writes of a batch being executed.
+    pub fn objects(&self) -> usize {
+        self.objects.load(Ordering::Relaxed)
+    }
+
+    /// Key and value bytes of the last sealed state.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, state: &eve_state::StateStore) {
+        self.objects.store(state.len(), Ordering::Relaxed);
+        self.bytes.store(state.bytes(), Ordering::Relaxed);
+    }
+}
+
 /// The protocol loop's end of the execution thread.
 pub struct ExecHandle {
     /// Where commands go.
@@ -44,8 +68,8 @@ pub struct ExecHandle {
     pub stats: Arc<Mutex<ExecStats>>,
     /// Per-batch distributions, for metrics.
     pub histograms: ExecHistograms,
-    /// Objects in the replica's current state, as of its last command.
-    pub objects: Arc<AtomicUsize>,
+    /// The replica's state size, as of its last command.
+    pub size: Arc<StateSize>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -58,8 +82,8 @@ impl ExecHandle {
         let shared = stats.clone();
         let histograms = ExecHistograms::default();
         let observe = histograms.clone();
-        let objects = Arc::new(AtomicUsize::new(0));
-        let count = objects.clone();
+        let size = Arc::new(StateSize::default());
+        let record = size.clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
@@ -79,7 +103,7 @@ impl ExecHandle {
                         }
                         *shared.lock().expect("never poisoned") = after;
                     }
-                    count.store(executor.executor().state().len(), Ordering::Relaxed);
+                    record.record(executor.executor().state());
                     for event in events {
                         if outbox.send(event).is_err() {
                             return;
@@ -93,7 +117,7 @@ impl ExecHandle {
             events,
             stats,
             histograms,
-            objects,
+            size,
             thread: Some(thread),
         }
     }

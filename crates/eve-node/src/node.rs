@@ -181,7 +181,7 @@ impl NodeBuilder {
             verifier: None,
             exec_stats: None,
             histograms: None,
-            objects: None,
+            state_size: None,
         };
         if let Some((id, credentials, spawner)) = self.replica.take() {
             let me = NodeId::Replica(id);
@@ -192,7 +192,7 @@ impl NodeBuilder {
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
             node.histograms = Some(exec.histograms.clone());
-            node.objects = Some(exec.objects.clone());
+            node.state_size = Some(exec.size.clone());
             let logic = match self.restarted {
                 Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
                 None => ReplicaLogic::new(id, &config),
@@ -254,6 +254,9 @@ pub struct RoleStatus {
     pub recovering: bool,
     /// The root of its last committed state, where it knows it (Eve replicas), in hex.
     pub state_root: Option<String>,
+    /// Requests waiting to be ordered and their operation bytes (replicas; the primary's
+    /// queue, empty on a backup).
+    pub pending: Option<(usize, usize)>,
     /// A one-line summary of its state.
     pub detail: String,
     /// Its counters, as metrics: `(name, help, value)`.
@@ -423,7 +426,7 @@ pub struct Node {
     verifier: Option<mpsc::Sender<Command<Verifier>>>,
     exec_stats: Option<std::sync::Arc<std::sync::Mutex<eve_exec::ExecStats>>>,
     histograms: Option<crate::exec_thread::ExecHistograms>,
-    objects: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    state_size: Option<std::sync::Arc<crate::exec_thread::StateSize>>,
 }
 
 impl Node {
@@ -444,6 +447,7 @@ impl Node {
                 state_root: logic
                     .committed_roots()
                     .map(|roots| roots.new_root.to_string()),
+                pending: Some(logic.pending()),
                 detail: logic.describe(),
                 metrics: replica_metrics(logic),
             });
@@ -458,6 +462,7 @@ impl Node {
                 stable: None,
                 recovering: logic.is_recovering(),
                 state_root: None,
+                pending: None,
                 detail: logic.describe(),
                 metrics: verifier_metrics(logic),
             });
@@ -476,9 +481,12 @@ impl Node {
 
     /// Objects in the replica's current state.
     pub fn objects(&self) -> Option<usize> {
-        self.objects
-            .as_ref()
-            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+        self.state_size.as_ref().map(|size| size.objects())
+    }
+
+    /// Key and value bytes of the replica's last sealed state.
+    pub fn state_bytes(&self) -> Option<usize> {
+        self.state_size.as_ref().map(|size| size.bytes())
     }
 
     /// The replica's per-batch histograms (requests per batch, parallel batch width).
@@ -508,8 +516,13 @@ impl Node {
         for task in self.tasks {
             let _ = task.await;
         }
-        for transport in &self.transports {
-            transport.close().await;
+        let closing: Vec<_> = self
+            .transports
+            .into_iter()
+            .map(|transport| tokio::spawn(async move { transport.close().await }))
+            .collect();
+        for close in closing {
+            let _ = close.await;
         }
     }
 }

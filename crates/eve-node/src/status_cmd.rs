@@ -34,7 +34,7 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8}  error",
+        "{:<8} {:<12} {:>6} {:>10} {:>10} {:>8} {:<16} {:>8} {:>10} {:>8} {:>8}  error",
         "process",
         "role",
         "view",
@@ -42,6 +42,8 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
         "committed",
         "stable",
         "state root",
+        "objects",
+        "bytes",
         "dropped",
         "refused"
     );
@@ -50,7 +52,7 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
             Ok(roles) => {
                 for role in roles {
                     println!(
-                        "{:<8} {:<12} {:>6} {:>8} {:>10} {:>8} {:<18} {:>8} {:>8} {:>8}  {}",
+                        "{:<8} {:<12} {:>6} {:>10} {:>10} {:>8} {:<16} {:>8} {:>10} {:>8} {:>8}  {}",
                         process,
                         role.node,
                         role.view,
@@ -62,6 +64,7 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
                             .as_deref()
                             .map_or("-", |r| &r[..r.len().min(16)]),
                         role.objects.map_or("-".to_owned(), |n| n.to_string()),
+                        role.bytes.map_or("-".to_owned(), human_bytes),
                         role.dropped,
                         role.refused,
                         if role.recovering { "recovering" } else { "" }
@@ -100,4 +103,33 @@ async fn fetch_status(addr: std::net::SocketAddr) -> Result<Vec<RoleReport>> {
         .map(|(_, body)| body)
         .ok_or_else(|| anyhow!("{addr}: not an HTTP response"))?;
     serde_json::from_str(body).with_context(|| format!("{addr}: not a status report"))
+}
+
+/// `1234567` as `1.2 MiB`, small sizes in bytes.
+fn human_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_read_plainly() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1_234_567), "1.2 MiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+    }
 }

@@ -159,3 +159,91 @@ async fn a_byzantine_tolerant_cluster_on_loopback_serves_writes_and_reads() {
 async fn a_primary_backup_pair_on_loopback_serves_writes_and_reads() {
     serves_writes_and_reads(ReplicationMode::PrimaryBackup).await;
 }
+
+/// A client that floods the primary with requests over the real transport: its own send
+/// queue fills (the transport refuses more than it can carry), the primary holds at most
+/// `CLIENT_IN_FLIGHT_MAX` of its requests and drops the rest (counted), and another client is
+/// served all the while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_is_held_back_while_others_are_served() {
+    use eve_agreement::{Message, limits::CLIENT_IN_FLIGHT_MAX};
+    use eve_net::{SendError, TlsIdentity, Transport, TransportConfig};
+    use eve_types::{Request, RequestNo};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let spec = spec(ReplicationMode::Eve { u: 1, r: 0 });
+    let ca = ClusterCa::generate("test").unwrap();
+    let nodes = start_cluster(&spec, &ca);
+    let flooder = NodeId::Client(ClientId(66));
+    let identity = TlsIdentity::new(flooder, &ca.issue(flooder).unwrap()).unwrap();
+    let (transport, _replies) = Transport::start(
+        &identity,
+        TransportConfig {
+            listen: None,
+            peers: spec.peers_of(flooder),
+        },
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        let primary = NodeId::Replica(ReplicaId(0));
+        tokio::spawn(async move {
+            let (mut queued, mut refused) = (0u64, 0u64);
+            let mut no = 0;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..512 {
+                    no += 1;
+                    let op = put(&format!("flood{}", no % 64), &"x".repeat(1024));
+                    let request = Request::new(ClientId(66), RequestNo(no), op).unwrap();
+                    match transport.send(primary, &Message::Request(request)) {
+                        Ok(()) => queued += 1,
+                        Err(SendError::QueueFull(_)) => refused += 1,
+                        Err(other) => panic!("unexpected: {other}"),
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            transport.close().await;
+            (queued, refused)
+        })
+    };
+
+    let id = ClientId(1);
+    let client = EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap()).unwrap();
+    let mut most_pending = 0;
+    for n in 0..30 {
+        client.call(put("good", &format!("v{n}"))).await.unwrap();
+        let primary = nodes[0].status().await;
+        let (pending, _) = primary[0].pending.expect("a replica reports its queue");
+        most_pending = most_pending.max(pending);
+    }
+    let read = client.call(get("good")).await.unwrap();
+    assert_eq!(
+        value(&read),
+        Some("v29".to_owned()),
+        "the other client is served"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (queued, refused) = flood.await.unwrap();
+    assert!(
+        refused > 0,
+        "the flooder's queue filled: {queued} queued, {refused} refused"
+    );
+    assert!(
+        most_pending <= CLIENT_IN_FLIGHT_MAX + 1,
+        "the primary held at most CLIENT_IN_FLIGHT_MAX of the flooder's requests, saw {most_pending}"
+    );
+    let dropped: u64 = nodes[0].status().await[0]
+        .metrics
+        .iter()
+        .filter(|m| m.name == "eve_messages_dropped_total")
+        .map(|m| m.value)
+        .sum();
+    assert!(dropped > 0, "the primary dropped and counted the excess");
+    client.close().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

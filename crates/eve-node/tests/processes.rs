@@ -98,8 +98,8 @@ async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
     response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
-/// `(committed, state root)` of every replica process that answers.
-async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<String>, u64)> {
+/// `(process, committed, state root, (objects, bytes))` of every replica process that answers.
+async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<String>, (u64, u64))> {
     let mut states = Vec::new();
     for (process, addr) in &config.file.cluster.admin {
         if !process.starts_with("replica") {
@@ -114,7 +114,10 @@ async fn replica_states(config: &LoadedConfig) -> Vec<(String, u64, Option<Strin
                 process.clone(),
                 role["committed"].as_u64().unwrap(),
                 role["state_root"].as_str().map(str::to_owned),
-                role["objects"].as_u64().unwrap_or(0),
+                (
+                    role["objects"].as_u64().unwrap_or(0),
+                    role["bytes"].as_u64().unwrap_or(0),
+                ),
             ));
         }
     }
@@ -246,7 +249,8 @@ async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
                 (*c, root, *objects) == (states[0].1, &states[0].2, states[0].3)
             })
             && states[0].2.is_some()
-            && states[0].3 > 0;
+            && states[0].3.0 > 0
+            && states[0].3.1 > 0;
         if agreed {
             break;
         }

@@ -55,11 +55,28 @@ pub(crate) struct Bucket {
     pub touched_epoch: u64,
     /// Set when a delete leaves a tombstone, so seal compacts only buckets that have some.
     has_tombstones: bool,
+    /// Key and value bytes of the live objects.
+    live_bytes: usize,
+    /// `live_bytes` when the bucket was last rehashed (sealed or rolled back).
+    hashed_bytes: usize,
+}
+
+/// The bytes a slot holding `value` for `key` counts for: nothing for a tombstone.
+fn live_len(key: &[u8], value: Option<&Bytes>) -> usize {
+    value.map_or(0, |v| key.len() + v.len())
 }
 
 impl Bucket {
     fn find(&self, key: &[u8]) -> Result<usize, usize> {
         self.keys.binary_search_by(|k| k.as_ref().cmp(key))
+    }
+
+    /// The change in live bytes since the last call: the store calls it when it rehashes the
+    /// bucket, so its total follows the sealed state without a shared counter on every write.
+    pub fn take_bytes_delta(&mut self) -> isize {
+        let delta = self.live_bytes as isize - self.hashed_bytes as isize;
+        self.hashed_bytes = self.live_bytes;
+        delta
     }
 
     /// The live value of `key`.
@@ -97,6 +114,8 @@ impl Bucket {
                 self.leaves[i] = leaf;
                 let slot = &mut self.slots[i];
                 let old_value = std::mem::replace(&mut slot.value, value);
+                self.live_bytes = self.live_bytes - live_len(&self.keys[i], old_value.as_ref())
+                    + live_len(&self.keys[i], slot.value.as_ref());
                 if slot.epoch != epoch {
                     slot.epoch = epoch;
                     self.undo.push(Undo {
@@ -135,12 +154,14 @@ impl Bucket {
     }
 
     fn insert_at(&mut self, i: usize, key: Bytes, value: Option<Bytes>, leaf: Digest, epoch: u64) {
+        self.live_bytes += live_len(&key, value.as_ref());
         self.keys.insert(i, key);
         self.slots.insert(i, Slot { value, epoch });
         self.leaves.insert(i, leaf);
     }
 
     fn remove_at(&mut self, i: usize) {
+        self.live_bytes -= live_len(&self.keys[i], self.slots[i].value.as_ref());
         self.keys.remove(i);
         self.slots.remove(i);
         self.leaves.remove(i);
@@ -191,6 +212,9 @@ impl Bucket {
             live_delta += isize::from(undo.old.is_some()) - isize::from(was_live);
             match (position, undo.old) {
                 (Ok(i), Some(Object { value, leaf })) => {
+                    self.live_bytes = self.live_bytes
+                        - live_len(&self.keys[i], self.slots[i].value.as_ref())
+                        + live_len(&self.keys[i], Some(&value));
                     self.slots[i] = Slot {
                         value: Some(value),
                         epoch: 0,

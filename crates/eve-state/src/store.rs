@@ -65,6 +65,8 @@ pub struct StateStore {
     /// Buckets written in the working version, each listed once.
     touched: Mutex<Vec<u32>>,
     live_objects: AtomicUsize,
+    /// Key and value bytes of the last sealed version's objects.
+    sealed_bytes: usize,
     /// Changes whenever the working version starts afresh (seal, rollback); a slot or bucket
     /// marked with the current epoch was already written in the working version.
     epoch: u64,
@@ -89,6 +91,7 @@ impl StateStore {
             buckets,
             touched: Mutex::new(Vec::new()),
             live_objects: AtomicUsize::new(0),
+            sealed_bytes: 0,
             epoch: 1,
             working: BatchSeq(1),
             sealed: BatchSeq(0),
@@ -156,6 +159,12 @@ impl StateStore {
     /// Live objects now, including writes of the working version.
     pub fn len(&self) -> usize {
         self.live_objects.load(Ordering::Relaxed)
+    }
+
+    /// Key and value bytes of the live objects of the last sealed version (writes of the
+    /// working version count once they are sealed).
+    pub fn bytes(&self) -> usize {
+        self.sealed_bytes
     }
 
     /// Whether the store holds no object.
@@ -413,26 +422,38 @@ impl StateStore {
             .max(1);
         let per_task = buckets.len().div_ceil(tasks).max(1);
         let parts: Vec<&[u32]> = buckets.chunks(per_task).collect();
-        let results: Vec<Mutex<Vec<(u32, Digest)>>> =
-            parts.iter().map(|_| Mutex::new(Vec::new())).collect();
+        // Per task: the new hash of each bucket, and the change in live bytes.
+        type Rehashed = (Vec<(u32, Digest)>, isize);
+        let results: Vec<Mutex<Rehashed>> =
+            parts.iter().map(|_| Mutex::new((Vec::new(), 0))).collect();
         let store_buckets = &self.buckets;
         let rehash_part = |t: usize| {
+            let mut bytes_delta = 0isize;
             let hashes: Vec<(u32, Digest)> = parts[t]
                 .iter()
                 .map(|&b| {
                     let mut bucket = store_buckets[b as usize].write();
                     bucket.drop_tombstones();
+                    bytes_delta += bucket.take_bytes_delta();
                     (b, bucket.hash())
                 })
                 .collect();
-            *results[t].lock() = hashes;
+            *results[t].lock() = (hashes, bytes_delta);
         };
         if parts.len() > 1 {
             parallel.parallel_for(parts.len(), &rehash_part);
         } else {
             (0..parts.len()).for_each(rehash_part);
         }
-        let changes: Vec<(u32, Digest)> = results.into_iter().flat_map(Mutex::into_inner).collect();
+        let mut changes: Vec<(u32, Digest)> = Vec::with_capacity(buckets.len());
+        for part in results {
+            let (hashes, bytes_delta) = part.into_inner();
+            changes.extend(hashes);
+            self.sealed_bytes = self
+                .sealed_bytes
+                .checked_add_signed(bytes_delta)
+                .expect("live byte count stays non-negative");
+        }
         self.tree.update_with(&changes, parallel);
     }
 

@@ -3,7 +3,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Op, apply, key, ops, small_store, value};
+use common::{Op, apply, key, map_bytes, ops, small_store, value};
 use eve_state::{StateConfig, StateError, StateStore};
 use eve_types::BatchSeq;
 use proptest::prelude::*;
@@ -17,11 +17,13 @@ proptest! {
             apply(&mut store, std::slice::from_ref(op));
             if matches!(op, Op::Seal) {
                 prop_assert_eq!(store.root(), store.rebuild_root());
+                prop_assert_eq!(store.bytes(), map_bytes(&store.to_map()));
             }
         }
         store.seal().unwrap();
         prop_assert_eq!(store.root(), store.rebuild_root());
         prop_assert_eq!(store.len(), store.to_map().len());
+        prop_assert_eq!(store.bytes(), map_bytes(&store.to_map()));
     }
 
     /// Rolling back to any held version restores exactly its root and objects.
@@ -42,6 +44,7 @@ proptest! {
         prop_assert_eq!(store.rebuild_root(), root);
         prop_assert_eq!(store.to_map(), objects.clone());
         prop_assert_eq!(store.len(), objects.len());
+        prop_assert_eq!(store.bytes(), map_bytes(&objects));
         prop_assert_eq!(store.sealed_version(), target);
     }
 
@@ -59,6 +62,7 @@ proptest! {
         for (version, root, objects) in seen.into_iter().rev() {
             store.rollback(version).unwrap();
             prop_assert_eq!(store.root(), root);
+            prop_assert_eq!(store.bytes(), map_bytes(&objects));
             prop_assert_eq!(store.to_map(), objects);
         }
     }

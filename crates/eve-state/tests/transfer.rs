@@ -103,6 +103,7 @@ proptest! {
         import.apply(&mut fresh).unwrap();
         prop_assert_eq!(fresh.root(), source.root());
         prop_assert_eq!(fresh.len(), source.len());
+        prop_assert_eq!(fresh.bytes(), source.bytes());
     }
 
     /// A peer can serve an older held version while it has moved on.

@@ -25,6 +25,11 @@ pub const OBJECT_VALUE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Largest number of requests in one batch.
 pub const BATCH_REQUESTS_MAX: usize = 8192;
 
+/// Most operation bytes a primary puts in one batch (a single request always fits), so that a
+/// batch of [`BATCH_REQUESTS_MAX`] requests, with their headers, stays under
+/// [`MESSAGE_SIZE_BYTES_MAX`] and can be sent.
+pub const BATCH_OP_BYTES_MAX: usize = MESSAGE_SIZE_BYTES_MAX / 2;
+
 /// Largest number of batches that may be executed but not yet committed.
 pub const PIPELINE_DEPTH_MAX: usize = 64;
 

@@ -154,7 +154,7 @@ impl PbReplica {
             .into_values()
             .flat_map(|slot| slot.batch.requests)
             .collect();
-        requests.extend(self.pending.drain(..));
+        requests.extend(self.pending.take_all());
         self.view = view;
         self.reset_view_state();
         let committed = self.committed;
@@ -170,8 +170,16 @@ impl PbReplica {
 
     /// Puts a request of a discarded batch back in line (new primary), unless it committed.
     fn requeue(&mut self, request: Request) {
-        if !self.answered(&request) && self.in_flight.insert((request.client, request.request_no)) {
-            self.pending.push_back(request);
+        let key = (request.client, request.request_no);
+        if self.answered(&request) || self.in_flight.contains(&key) {
+            return;
+        }
+        // A request that no longer fits is dropped; its client retransmits.
+        match self.pending.push(request) {
+            Ok(()) => {
+                self.in_flight.insert(key);
+            }
+            Err(reason) => self.counters.drops.count(reason),
         }
     }
 
@@ -183,7 +191,7 @@ impl PbReplica {
     /// Forgets everything of the old view above the last committed batch.
     fn reset_view_state(&mut self) {
         self.slots.clear();
-        self.pending.clear();
+        self.pending.take_all();
         self.in_flight.clear();
         self.batch_deadline = None;
         self.sequential_next = false;

@@ -28,7 +28,7 @@ use crate::requests::ReplyTable;
 use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{
-    BatchSeq, ClientId, ReplicaId, ReplicationMode, Reply, Request, RequestNo, ValidConfig, View,
+    BatchSeq, ClientId, ReplicaId, ReplicationMode, Reply, RequestNo, ValidConfig, View,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -135,7 +135,7 @@ pub struct PbReplica {
     committed_tokens: BTreeMap<BatchSeq, Token>,
     last_reply: ReplyTable,
     // --- primary ---
-    pending: VecDeque<Request>,
+    pending: crate::pending::PendingQueue,
     /// Requests pending or in an uncommitted batch.
     in_flight: BTreeSet<(ClientId, RequestNo)>,
     next_seq: BatchSeq,
@@ -190,7 +190,7 @@ impl PbReplica {
             roots: BTreeMap::new(),
             committed_tokens: BTreeMap::new(),
             last_reply: ReplyTable::default(),
-            pending: VecDeque::new(),
+            pending: Default::default(),
             in_flight: BTreeSet::new(),
             next_seq: BatchSeq(1),
             batch_deadline: None,
@@ -264,6 +264,11 @@ impl PbReplica {
     /// Requests waiting to be ordered (primary).
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Operation bytes of the requests waiting to be ordered (primary).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.bytes()
     }
 
     /// What the replica has done so far.

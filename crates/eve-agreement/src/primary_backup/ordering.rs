@@ -4,10 +4,10 @@
 
 use super::{PbReplica, Slot};
 use crate::exec_side::ExecCommand;
-use crate::limits::{PENDING_REQUESTS_MAX, SEQ_WINDOW};
+use crate::limits::SEQ_WINDOW;
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
-use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason, take_batch};
+use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason};
 use crate::time::Time;
 use eve_types::Request;
 
@@ -57,13 +57,12 @@ impl PbReplica {
             self.counters.drops.count("client-in-flight-full");
             return;
         }
-        self.in_flight.insert((request.client, request.request_no));
-        if self.pending.len() >= PENDING_REQUESTS_MAX {
-            self.in_flight.remove(&(request.client, request.request_no));
-            self.counters.drops.count("pending-full");
+        let key = (request.client, request.request_no);
+        if let Err(reason) = self.pending.push(request) {
+            self.counters.drops.count(reason);
             return;
         }
-        self.pending.push_back(request);
+        self.in_flight.insert(key);
         if self.batch_deadline.is_none() {
             self.batch_deadline = Some(now.plus_ms(self.config.batch_timeout_ms));
         }
@@ -82,10 +81,10 @@ impl PbReplica {
         let depth = self.config.pipeline_depth as u64;
         let mut timer = timer;
         while !self.pending.is_empty()
-            && (self.pending.len() >= batch_max || timer)
+            && (self.pending.holds_full_batch(batch_max) || timer)
             && self.next_seq.0 <= self.committed.0 + depth
         {
-            let requests = take_batch(&mut self.pending, batch_max);
+            let requests = self.pending.take_batch(batch_max);
             let seq = self.next_seq;
             let batch = Batch {
                 view: self.view,

@@ -18,8 +18,7 @@ use crate::requests::ReplyTable;
 use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{
-    BatchSeq, ClientId, QuorumSizes, ReplicaId, Reply, Request, RequestNo, ValidConfig, VerifierId,
-    View,
+    BatchSeq, ClientId, QuorumSizes, ReplicaId, Reply, RequestNo, ValidConfig, VerifierId, View,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -153,7 +152,7 @@ pub struct Replica {
     /// Votes for new views: `(view, start, token) -> verifiers`.
     new_view_votes: BTreeMap<(View, BatchSeq, Token), BTreeSet<VerifierId>>,
     // --- ordering (primary) ---
-    pending: VecDeque<Request>,
+    pending: crate::pending::PendingQueue,
     /// Requests pending or in an uncommitted batch.
     in_flight: BTreeSet<(ClientId, RequestNo)>,
     next_seq: BatchSeq,
@@ -208,7 +207,7 @@ impl Replica {
             far_votes: None,
             agreed: BTreeMap::new(),
             new_view_votes: BTreeMap::new(),
-            pending: VecDeque::new(),
+            pending: Default::default(),
             in_flight: BTreeSet::new(),
             next_seq: BatchSeq(1),
             batch_deadline: None,
@@ -314,6 +313,11 @@ impl Replica {
     /// Requests waiting to be ordered (primary).
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Operation bytes of the requests waiting to be ordered (primary).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.bytes()
     }
 
     /// A one-line summary of the replica's state, for diagnosing a stuck run.

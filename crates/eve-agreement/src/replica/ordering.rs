@@ -3,10 +3,10 @@
 
 use super::{Replica, Slot};
 use crate::exec_side::ExecCommand;
-use crate::limits::{FORWARDED_MAX, PENDING_REQUESTS_MAX, SEQ_WINDOW};
+use crate::limits::{FORWARDED_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
-use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason, take_batch};
+use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason};
 use crate::time::Time;
 use eve_types::{BatchSeq, ReplicaId, Request};
 
@@ -38,16 +38,15 @@ impl Replica {
             return;
         }
         if self.is_primary() {
-            if self.pending.len() >= PENDING_REQUESTS_MAX {
-                self.counters.drops.count("pending-full");
-                return;
-            }
             if client_at_limit(&self.in_flight, request.client) {
                 self.counters.drops.count("client-in-flight-full");
                 return;
             }
+            if let Err(reason) = self.pending.push(request) {
+                self.counters.drops.count(reason);
+                return;
+            }
             self.in_flight.insert(key);
-            self.pending.push_back(request);
             if self.batch_deadline.is_none() {
                 self.batch_deadline = Some(now.plus_ms(self.config.batch_timeout_ms));
             }
@@ -88,10 +87,10 @@ impl Replica {
         let depth = self.config.pipeline_depth as u64;
         let mut timer = timer;
         while !self.pending.is_empty()
-            && (self.pending.len() >= batch_max || timer)
+            && (self.pending.holds_full_batch(batch_max) || timer)
             && self.next_seq.0 <= self.committed.0 + depth
         {
-            let requests = take_batch(&mut self.pending, batch_max);
+            let requests = self.pending.take_batch(batch_max);
             let seq = self.next_seq;
             self.next_seq = seq.next();
             let batch = Batch {

@@ -80,7 +80,7 @@ impl Replica {
         self.batch_deadline = None;
         if !self.is_primary() {
             let primary = self.primary();
-            for request in std::mem::take(&mut self.pending) {
+            for request in self.pending.take_all() {
                 self.in_flight.remove(&(request.client, request.request_no));
                 self.send(NodeId::Replica(primary), Message::Request(request));
             }
@@ -101,7 +101,7 @@ impl Replica {
                 reissue.extend(slot.batch.requests.iter().cloned());
             }
         }
-        reissue.extend(self.pending.drain(..));
+        reissue.extend(self.pending.take_all());
         reissue
     }
 
@@ -141,8 +141,15 @@ impl Replica {
             self.sequential_next = true;
             for request in reissue {
                 let key = (request.client, request.request_no);
-                if !self.last_reply.answered(&request) && self.in_flight.insert(key) {
-                    self.pending.push_back(request);
+                if self.last_reply.answered(&request) || self.in_flight.contains(&key) {
+                    continue;
+                }
+                // A re-issued request that no longer fits is dropped; its client retransmits.
+                match self.pending.push(request) {
+                    Ok(()) => {
+                        self.in_flight.insert(key);
+                    }
+                    Err(reason) => self.counters.drops.count(reason),
                 }
             }
             if !self.pending.is_empty() {

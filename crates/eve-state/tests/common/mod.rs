@@ -53,3 +53,8 @@ pub fn apply(store: &mut StateStore, ops: &[Op]) {
 pub fn small_store() -> StateStore {
     StateStore::new(StateConfig::new(4, 64).unwrap())
 }
+
+/// Key and value bytes of a map of objects, as [`StateStore::bytes`] counts them.
+pub fn map_bytes(objects: &std::collections::BTreeMap<Bytes, Bytes>) -> usize {
+    objects.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
