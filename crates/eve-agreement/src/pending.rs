@@ -1,8 +1,8 @@
 //! The primary's queue of requests waiting for a batch, bounded in requests and in bytes.
 
 use crate::limits::{PENDING_REQUEST_BYTES_MAX, PENDING_REQUESTS_MAX};
-use eve_types::Request;
 use eve_types::limits::BATCH_OP_BYTES_MAX;
+use eve_types::{BatchSeq, Request};
 use std::collections::{BTreeSet, VecDeque};
 
 /// Requests waiting for a batch, in arrival order, with the bytes their operations hold.
@@ -33,6 +33,25 @@ impl PendingQueue {
     /// Whether a full batch waits: `max` requests, or [`BATCH_OP_BYTES_MAX`] bytes.
     pub fn holds_full_batch(&self, max: usize) -> bool {
         self.requests.len() >= max || self.bytes >= BATCH_OP_BYTES_MAX
+    }
+
+    /// Whether a primary cuts a batch now, with `next` the batch it would cut and
+    /// `committed` the last committed one: never past the pipeline's `depth`; otherwise when a
+    /// full batch waits, when the batch timer fired (`timer`), or at once when no batch is
+    /// uncommitted, so that an idle cluster does not wait for the timer and a busy one
+    /// gathers requests while its batches are in flight.
+    pub fn should_cut(
+        &self,
+        batch_max: usize,
+        timer: bool,
+        next: BatchSeq,
+        committed: BatchSeq,
+        depth: u64,
+    ) -> bool {
+        let idle = next.0 <= committed.0 + 1;
+        !self.is_empty()
+            && next.0 <= committed.0 + depth
+            && (self.holds_full_batch(batch_max) || timer || idle)
     }
 
     /// Why `request` cannot join the queue now, if it cannot: the drop reason to count.
@@ -136,6 +155,38 @@ mod tests {
             "the size limit holds"
         );
         assert_eq!(pending.bytes(), 2);
+    }
+
+    #[test]
+    fn a_batch_is_cut_when_idle_full_or_timed_out_and_never_past_the_pipeline() {
+        let (seq, depth) = (BatchSeq, 4);
+        let empty = PendingQueue::default();
+        assert!(
+            !empty.should_cut(10, true, seq(1), seq(0), depth),
+            "nothing to cut"
+        );
+        let one = queue([request(1, 1)]);
+        assert!(
+            one.should_cut(10, false, seq(1), seq(0), depth),
+            "idle: at once"
+        );
+        assert!(
+            !one.should_cut(10, false, seq(2), seq(0), depth),
+            "busy: it waits"
+        );
+        assert!(
+            one.should_cut(10, true, seq(2), seq(0), depth),
+            "until the timer fires"
+        );
+        assert!(
+            one.should_cut(1, false, seq(2), seq(0), depth),
+            "or the batch is full"
+        );
+        assert!(
+            !one.should_cut(1, true, seq(5), seq(0), depth),
+            "never past the pipeline's depth"
+        );
+        assert!(one.should_cut(1, true, seq(5), seq(1), depth));
     }
 
     #[test]

@@ -978,8 +978,9 @@ fn a_restarted_replica_leads_only_above_the_highest_view_a_verifier_quorum_repor
 
 #[test]
 fn a_flooding_client_cannot_fill_the_primarys_queue() {
-    // The primary (R0 in view 0) cuts batches only when full (1,000 requests) or when the
-    // batch timer fires: without the timer, every request below waits in its queue.
+    // The primary (R0 in view 0) cuts the first request into a batch at once (its pipeline is
+    // idle), then only when a batch is full (1,000 requests) or when the batch timer fires:
+    // without the timer, every later request waits in its queue.
     let mut r0 = Replica::new(R0, config());
     drain_replica(&mut r0);
     let flooder = ClientId(66);
@@ -988,9 +989,9 @@ fn a_flooding_client_cannot_fill_the_primarys_queue() {
         r0.handle_message(T0, NodeId::Client(flooder), Message::Request(request));
     }
     assert_eq!(
-        r0.pending_requests(),
+        r0.pending_requests() + 1,
         eve_agreement::limits::CLIENT_IN_FLIGHT_MAX,
-        "one client holds at most CLIENT_IN_FLIGHT_MAX requests in the queue"
+        "one client holds at most CLIENT_IN_FLIGHT_MAX requests in the queue and in batches"
     );
     assert_eq!(
         r0.counters().drops.get("client-in-flight-full"),
@@ -999,7 +1000,7 @@ fn a_flooding_client_cannot_fill_the_primarys_queue() {
     r0.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
     assert_eq!(
         r0.pending_requests(),
-        eve_agreement::limits::CLIENT_IN_FLIGHT_MAX + 1,
+        eve_agreement::limits::CLIENT_IN_FLIGHT_MAX,
         "another client is still served"
     );
 }
@@ -1008,13 +1009,13 @@ fn a_flooding_client_cannot_fill_the_primarys_queue() {
 fn large_requests_from_many_clients_cannot_pass_the_pending_byte_bound() {
     use eve_agreement::limits::PENDING_REQUEST_BYTES_MAX;
     use eve_types::limits::OP_BYTES_MAX;
-    // The pipeline holds no batch (depth 1, and the first batch never commits), so everything
-    // past the first batch waits in the queue.
+    // The pipeline holds one batch (depth 1, and the first batch never commits): the first
+    // request goes out in it at once (the pipeline was idle), and everything after waits.
     let mut config = ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 });
     config.pipeline_depth = 1;
     let mut r0 = Replica::new(R0, config.validate().unwrap());
     drain_replica(&mut r0);
-    let in_first_batch = eve_types::limits::BATCH_OP_BYTES_MAX / OP_BYTES_MAX;
+    let in_first_batch = 1;
     let fits = PENDING_REQUEST_BYTES_MAX / OP_BYTES_MAX + in_first_batch;
     let sent = fits + 50;
     for client in 0..sent as u64 {

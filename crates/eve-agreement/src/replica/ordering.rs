@@ -70,7 +70,8 @@ impl Replica {
     }
 
     /// Cuts batches while there are requests and room in the pipeline: full batches always,
-    /// a partial one when the batch timer expired (`timer`).
+    /// a partial one when the batch timer expired (`timer`) or no batch is uncommitted (see
+    /// `PendingQueue::should_cut`).
     pub(super) fn cut_batches(&mut self, now: Time, timer: bool) {
         if !self.is_primary() {
             self.batch_deadline = None;
@@ -86,9 +87,9 @@ impl Replica {
         let batch_max = self.config.batch_requests_max;
         let depth = self.config.pipeline_depth as u64;
         let mut timer = timer;
-        while !self.pending.is_empty()
-            && (self.pending.holds_full_batch(batch_max) || timer)
-            && self.next_seq.0 <= self.committed.0 + depth
+        while self
+            .pending
+            .should_cut(batch_max, timer, self.next_seq, self.committed, depth)
         {
             let requests = self.pending.take_batch(batch_max);
             let seq = self.next_seq;
