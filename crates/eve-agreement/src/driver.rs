@@ -30,8 +30,10 @@ pub trait Io {
     /// Hands `command` to the driven replica's execution side. Commands must be applied in
     /// the order given; their [`ExecEvent`]s come back through [`Driver::on_exec_event`].
     fn execute(&mut self, command: ExecCommand);
-    /// Asks to be woken (through [`Driver::on_wake`]) at `at` or soon after. A later call
-    /// with an earlier time supersedes it; a wake-up with nothing due is harmless.
+    /// Asks to be woken (through [`Driver::on_wake`]) at `at` or soon after. Each call
+    /// replaces the previous one: the driver asks again only for an earlier time, or once the
+    /// wake-up it asked for has passed. A wake-up with nothing due is harmless, so an `Io`
+    /// may also keep every time it was given.
     fn wake_at(&mut self, at: Time);
 }
 

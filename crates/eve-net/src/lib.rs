@@ -21,6 +21,7 @@
 //! let config = TransportConfig {
 //!     listen: Some("127.0.0.1:7000".parse()?),
 //!     peers: [(verifier, "127.0.0.1:7100".parse()?)].into(),
+//!     ..Default::default()
 //! };
 //! let (transport, mut inbound) = Transport::start(&identity, config)?;
 //! transport.send(verifier, &Message::QueryCommitted)?;

@@ -30,7 +30,9 @@ use tokio::sync::{mpsc, watch};
 /// The longest hello frame: a node name.
 pub const HELLO_BYTES_MAX: usize = 64;
 
-/// Peers without an address (clients) a node keeps a route to; more are refused.
+/// Peers without an address (clients) a node keeps a route to by default: when that many are
+/// kept, the routes of those whose connection closed are dropped, and a new peer is refused
+/// only if every one is still connected.
 pub const ROUTES_MAX: usize = 10_000;
 
 /// QUIC close codes.
@@ -40,7 +42,7 @@ const CLOSE_BAD_FRAME: u32 = 2;
 const CLOSE_TOO_MANY_PEERS: u32 = 3;
 
 /// Where a node listens and whom it dials.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TransportConfig {
     /// Where to accept connections (execution replicas and verifiers); `None` for a node that
     /// only dials (a client).
@@ -48,6 +50,18 @@ pub struct TransportConfig {
     /// The nodes this one dials, with their addresses. Messages to any other node go over a
     /// connection it opened.
     pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Most peers without an address (clients) connected at once ([`ROUTES_MAX`] by default).
+    pub routes_max: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            peers: BTreeMap::new(),
+            routes_max: ROUTES_MAX,
+        }
+    }
 }
 
 /// A message that arrived, with the sender its certificate names.
@@ -111,6 +125,8 @@ pub struct NetCounters {
     pub handshake_failures: u64,
     /// Connections accepted.
     pub connections_accepted: u64,
+    /// Connections refused because `routes_max` peers without an address were connected.
+    pub routes_refused: u64,
     /// Connections dialed successfully.
     pub connections_dialed: u64,
     /// Dials that failed (unreachable, refused, timed out).
@@ -128,6 +144,7 @@ struct Counters {
     identities_refused: AtomicU64,
     handshake_failures: AtomicU64,
     connections_accepted: AtomicU64,
+    routes_refused: AtomicU64,
     connections_dialed: AtomicU64,
     dial_failures: AtomicU64,
 }
@@ -147,6 +164,7 @@ struct Inner {
     me: NodeId,
     endpoint: quinn::Endpoint,
     peers: BTreeMap<NodeId, SocketAddr>,
+    routes_max: usize,
     links: Mutex<BTreeMap<NodeId, Link>>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -197,6 +215,7 @@ impl Transport {
             me: identity.node(),
             endpoint,
             peers: config.peers,
+            routes_max: config.routes_max,
             links: Mutex::new(BTreeMap::new()),
             inbound,
             counters: Counters::default(),
@@ -273,6 +292,7 @@ impl Transport {
             identities_refused: get(&c.identities_refused),
             handshake_failures: get(&c.handshake_failures),
             connections_accepted: get(&c.connections_accepted),
+            routes_refused: get(&c.routes_refused),
             connections_dialed: get(&c.connections_dialed),
             dial_failures: get(&c.dial_failures),
         }
@@ -424,22 +444,41 @@ async fn accept_one(inner: Arc<Inner>, incoming: quinn::Incoming) {
     };
     bump(&inner.counters.connections_accepted);
     if !inner.peers.contains_key(&peer) && !route_to(&inner, peer, &connection) {
+        tracing::warn!(?peer, "connection refused: too many clients connected");
+        bump(&inner.counters.routes_refused);
         connection.close(CLOSE_TOO_MANY_PEERS.into(), b"too many peers");
         return;
     }
     read_connection(inner, peer, connection).await;
 }
 
-/// Makes `connection` the way to reach `peer` (which has no address). False when the node
-/// already keeps [`ROUTES_MAX`] routes.
+/// Makes `connection` the way to reach `peer` (which has no address). At `routes_max` routes
+/// it first drops the routes whose connection closed (their tasks end with them); false when
+/// every one is still connected.
 fn route_to(inner: &Arc<Inner>, peer: NodeId, connection: &quinn::Connection) -> bool {
     let mut links = inner
         .links
         .lock()
         .expect("the links lock is never poisoned");
     if !links.contains_key(&peer) {
-        if links.len() >= ROUTES_MAX + inner.peers.len() {
-            return false;
+        let routed = |links: &BTreeMap<NodeId, Link>| {
+            links
+                .keys()
+                .filter(|node| !inner.peers.contains_key(node))
+                .count()
+        };
+        if routed(&links) >= inner.routes_max {
+            links.retain(|node, link| {
+                inner.peers.contains_key(node)
+                    || link
+                        .route
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|c| c.close_reason().is_none())
+            });
+            if routed(&links) >= inner.routes_max {
+                return false;
+            }
         }
         links.insert(peer, new_link(inner, peer));
     }

@@ -36,6 +36,7 @@ fn start(
     let config = TransportConfig {
         listen,
         peers: peers.iter().copied().collect(),
+        ..Default::default()
     };
     Transport::start(&identity, config).unwrap()
 }
@@ -47,7 +48,7 @@ async fn next(inbound: &mut mpsc::Receiver<Inbound>) -> Inbound {
         .expect("the transport is open")
 }
 
-/// Sends `msg` until it is queued (the first sends may find no connection yet).
+/// A small message to pass around, told apart by its view.
 fn suspect(view: u64) -> Message {
     Message::Suspect { view: View(view) }
 }
@@ -301,4 +302,55 @@ async fn a_receiver_that_does_not_keep_up_slows_the_sender() {
     assert_eq!(flooder.counters().send_queue_full, refused);
     r0.close().await;
     flooder.close().await;
+}
+
+/// A node keeps routes to at most `routes_max` clients: one more is refused (counted) while
+/// they are all connected, and admitted once one of them has gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_past_the_route_limit_are_refused_until_one_leaves() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let r0_addr = free_addr();
+    let identity = TlsIdentity::new(R0, &ca.issue(R0).unwrap()).unwrap();
+    let config = TransportConfig {
+        listen: Some(r0_addr),
+        routes_max: 2,
+        ..Default::default()
+    };
+    let (r0, mut r0_in) = Transport::start(&identity, config).unwrap();
+    let client = |n: u64| start(&ca, NodeId::Client(ClientId(n)), None, &[(R0, r0_addr)]);
+    let (c1, _c1_in) = client(1);
+    let (c2, mut c2_in) = client(2);
+    for (c, view) in [(&c1, 1), (&c2, 2)] {
+        c.send(R0, &suspect(view)).unwrap();
+        assert_eq!(next(&mut r0_in).await.msg, suspect(view));
+    }
+    let (c3, mut c3_in) = client(3);
+    c3.send(R0, &suspect(3)).unwrap();
+    eventually(&r0, |c| c.routes_refused >= 1).await;
+    assert!(
+        r0.send(NodeId::Client(ClientId(3)), &suspect(9)).is_err(),
+        "no route to the refused client"
+    );
+
+    c1.close().await;
+    // The refused client redials and is admitted in the place of the one that left; its
+    // message was lost with the refused connection, so it sends again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let _ = c3.send(R0, &suspect(3));
+        if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(100), r0_in.recv()).await
+        {
+            assert_eq!(got.from, NodeId::Client(ClientId(3)));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never admitted");
+    }
+    r0.send(NodeId::Client(ClientId(3)), &suspect(10)).unwrap();
+    assert_eq!(next(&mut c3_in).await.msg, suspect(10));
+    r0.send(NodeId::Client(ClientId(2)), &suspect(11)).unwrap();
+    assert_eq!(
+        next(&mut c2_in).await.msg,
+        suspect(11),
+        "the others keep theirs"
+    );
 }

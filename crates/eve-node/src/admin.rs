@@ -145,7 +145,9 @@ pub async fn reports(node: &Node) -> Vec<RoleReport> {
             let refused = counters
                 .iter()
                 .find(|(n, _)| *n == status.node)
-                .map_or(0, |(_, c)| c.identities_refused + c.bad_frames);
+                .map_or(0, |(_, c)| {
+                    c.identities_refused + c.bad_frames + c.routes_refused
+                });
             RoleReport::new(status, refused, node)
         })
         .collect()
@@ -249,6 +251,16 @@ async fn metrics_text(node: &Node) -> String {
                 "identities_refused",
                 "Connections refused for their identity.",
                 counters.identities_refused,
+            ),
+            (
+                "handshake_failures",
+                "Incoming handshakes that failed (no certificate, another CA's, a peer that gave up).",
+                counters.handshake_failures,
+            ),
+            (
+                "routes_refused",
+                "Client connections refused because the most clients were connected.",
+                counters.routes_refused,
             ),
         ] {
             let counter = Counter::<u64>::default();

@@ -88,6 +88,7 @@ impl EveClient {
         let config = TransportConfig {
             listen: None,
             peers: spec.peers_of(me),
+            ..Default::default()
         };
         let (transport, inbound) = Transport::start(&identity, config)?;
         let logic = Client::resume(id, &spec.config, next);

@@ -70,7 +70,7 @@ pub struct ExecHandle {
     pub histograms: ExecHistograms,
     /// The replica's state size, as of its last command.
     pub size: Arc<StateSize>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl ExecHandle {
@@ -118,16 +118,17 @@ impl ExecHandle {
             stats,
             histograms,
             size,
-            thread: Some(thread),
+            thread,
         }
     }
 
     /// Stops the thread after the commands already queued, and waits for it.
-    pub fn join(mut self) {
-        let (closed, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.commands, closed));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn join(self) {
+        let Self {
+            commands, thread, ..
+        } = self;
+        // The thread ends when its queue is closed and drained.
+        drop(commands);
+        let _ = thread.join();
     }
 }

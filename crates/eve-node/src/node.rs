@@ -232,6 +232,7 @@ impl NodeBuilder {
         let config = TransportConfig {
             listen: Some(self.spec.addresses[&me]),
             peers: self.spec.peers_of(me),
+            ..Default::default()
         };
         Ok(Transport::start(&identity, config)?)
     }
@@ -278,51 +279,46 @@ fn metric(name: &'static str, help: &'static str, value: u64) -> Metric {
     Metric { name, help, value }
 }
 
+/// The counters both kinds of replica keep, in the order [`replica_metrics`] gives them.
+const REPLICA_METRICS: [(&str, &str); 8] = [
+    ("eve_batches_committed_total", "Batches committed."),
+    (
+        "eve_batches_executed_total",
+        "Batches executed, re-executions included.",
+    ),
+    ("eve_batches_ordered_total", "Batches ordered as primary."),
+    (
+        "eve_sequential_executions_total",
+        "Batches executed sequentially.",
+    ),
+    (
+        "eve_token_mismatches_total",
+        "Batches whose token differed from the agreed one (Eve) or the peer's (primary-backup).",
+    ),
+    ("eve_rollbacks_total", "Rollbacks."),
+    ("eve_state_transfers_total", "State transfers started."),
+    ("eve_view_changes_total", "View changes followed."),
+];
+
 fn replica_metrics(logic: &ReplicaLogic) -> Vec<Metric> {
-    match logic {
+    let (common, extra) = match logic {
         ReplicaLogic::Eve(r) => {
             let c = r.counters();
-            vec![
-                metric(
-                    "eve_batches_committed_total",
-                    "Batches committed with this replica's token.",
-                    c.batches_committed,
-                ),
-                metric(
-                    "eve_batches_executed_total",
-                    "Batches executed, re-executions included.",
-                    c.batches_executed,
-                ),
-                metric(
-                    "eve_batches_ordered_total",
-                    "Batches ordered as primary.",
-                    c.batches_ordered,
-                ),
-                metric(
-                    "eve_sequential_executions_total",
-                    "Batches executed sequentially.",
-                    c.sequential_executions,
-                ),
-                metric(
-                    "eve_token_mismatches_total",
-                    "Batches whose token differed from the agreed one.",
-                    c.divergences,
-                ),
-                metric("eve_rollbacks_total", "Rollbacks.", c.rollbacks),
-                metric(
-                    "eve_state_transfers_total",
-                    "State transfers started.",
-                    c.state_transfers,
-                ),
+            let common = [
+                c.batches_committed,
+                c.batches_executed,
+                c.batches_ordered,
+                c.sequential_executions,
+                c.divergences,
+                c.rollbacks,
+                c.state_transfers,
+                c.view_changes,
+            ];
+            let extra = vec![
                 metric(
                     "eve_state_transfers_completed_total",
                     "State transfers completed.",
                     c.state_transfers_completed,
-                ),
-                metric(
-                    "eve_view_changes_total",
-                    "View changes followed.",
-                    c.view_changes,
                 ),
                 metric(
                     "eve_replies_sent_total",
@@ -334,46 +330,30 @@ fn replica_metrics(logic: &ReplicaLogic) -> Vec<Metric> {
                     "Messages dropped by the protocol logic.",
                     c.drops.total(),
                 ),
-            ]
+            ];
+            (common, extra)
         }
         ReplicaLogic::PrimaryBackup(r) => {
             let c = r.counters();
-            vec![
-                metric(
-                    "eve_batches_committed_total",
-                    "Batches committed.",
-                    c.batches_committed,
-                ),
-                metric(
-                    "eve_batches_executed_total",
-                    "Batches executed, re-executions included.",
-                    c.batches_executed,
-                ),
-                metric(
-                    "eve_batches_ordered_total",
-                    "Batches ordered as primary.",
-                    c.batches_ordered,
-                ),
-                metric(
-                    "eve_sequential_executions_total",
-                    "Batches executed sequentially.",
-                    c.sequential_executions,
-                ),
-                metric(
-                    "eve_token_mismatches_total",
-                    "Batches whose tokens differed between the pair.",
-                    c.divergences,
-                ),
-                metric("eve_rollbacks_total", "Rollbacks.", c.rollbacks),
-                metric(
-                    "eve_state_transfers_total",
-                    "State transfers started.",
-                    c.state_transfers,
-                ),
-                metric("eve_view_changes_total", "Views adopted.", c.views_adopted),
-            ]
+            let common = [
+                c.batches_committed,
+                c.batches_executed,
+                c.batches_ordered,
+                c.sequential_executions,
+                c.divergences,
+                c.rollbacks,
+                c.state_transfers,
+                c.views_adopted,
+            ];
+            (common, Vec::new())
         }
-    }
+    };
+    REPLICA_METRICS
+        .iter()
+        .zip(common)
+        .map(|(&(name, help), value)| metric(name, help, value))
+        .chain(extra)
+        .collect()
 }
 
 fn verifier_metrics(logic: &Verifier) -> Vec<Metric> {

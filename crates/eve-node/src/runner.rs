@@ -171,13 +171,8 @@ impl<L: Logic + Send + 'static> Runner<L> {
                             tracing::error!("the execution thread stopped");
                         }
                     }
-                    Effect::Wake(at) => {
-                        let now = self.clock.now();
-                        self.wake = match self.wake {
-                            Some(w) if w <= at && w >= now => Some(w),
-                            _ => Some(at),
-                        };
-                    }
+                    // The driver asks only when the time must change (see `Io::wake_at`).
+                    Effect::Wake(at) => self.wake = Some(at),
                 }
             }
             let Some(msg) = self.loopback.pop_front() else {

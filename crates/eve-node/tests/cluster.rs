@@ -182,6 +182,7 @@ async fn a_flooding_client_is_held_back_while_others_are_served() {
         TransportConfig {
             listen: None,
             peers: spec.peers_of(flooder),
+            ..Default::default()
         },
     )
     .unwrap();
