@@ -122,8 +122,16 @@ fn to_verifiers(msg: Message) -> Vec<Output> {
 }
 
 /// A backup that received batch 1 from the primary, executed it with `roots`, and sent its token.
+/// A backup that executed batch 1 and sent its token; it replies at commit (see
+/// `reply_from_every_replica`), as the tests of what a committing replica does expect.
 fn backup_that_executed(roots: Roots) -> (Replica, Token) {
-    let mut r1 = Replica::new(R1, config());
+    let mut config = ClusterConfig::new(ReplicationMode::Eve { u: 1, r: 0 });
+    config.reply_from_every_replica = true;
+    backup_that_executed_with(config.validate().unwrap(), roots)
+}
+
+fn backup_that_executed_with(config: ValidConfig, roots: Roots) -> (Replica, Token) {
+    let mut r1 = Replica::new(R1, config);
     drain_replica(&mut r1); // nothing yet
     r1.handle_message(T0, replica(R0), Message::ExecuteBatch(batch(1)));
     assert_eq!(
@@ -1037,5 +1045,26 @@ fn large_requests_from_many_clients_cannot_pass_the_pending_byte_bound() {
         r0.counters().batches_ordered,
         1,
         "one batch, cut full in bytes"
+    );
+}
+
+#[test]
+fn with_r_0_only_the_primary_replies_at_commit_and_a_backup_answers_retransmissions() {
+    // The default: one matching reply is enough, and the client sent its request to the
+    // primary, so a backup commits silently and keeps the reply for a retransmission.
+    let (mut r1, token) = backup_that_executed_with(config(), roots(0, 1));
+    r1.handle_message(T0, verifier(0), verified_1(token));
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![],
+        "a backup commits without replying"
+    );
+    assert_eq!(r1.committed(), BatchSeq(1));
+    assert_eq!(r1.counters().replies_sent, 0);
+    r1.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
+    assert_eq!(
+        drain_replica(&mut r1),
+        vec![reply_done()],
+        "a retransmission is answered from the reply table"
     );
 }

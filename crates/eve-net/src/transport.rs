@@ -1,8 +1,9 @@
 //! The transport: one QUIC endpoint per node, carrying protocol messages between replicas,
 //! verifiers and clients.
 //!
-//! Every node dials the nodes it has addresses for, opens one unidirectional stream per
-//! connection and writes a hello frame (its own name), then one frame per message. A node that
+//! Every node dials the nodes it has addresses for as soon as it starts, opens one
+//! unidirectional stream per connection and writes a hello frame (its own name), then one
+//! frame per message. A node that
 //! has no address for a peer (a client) answers over the connection that peer opened. Every
 //! received stream is read by its own task: the hello must name the node the peer's
 //! certificate names, every frame's length is checked before it is read, and a frame that is
@@ -224,6 +225,18 @@ impl Transport {
         if config.listen.is_some() {
             tokio::spawn(accept_loop(inner.clone()));
         }
+        // Dial every peer at once, not at the first message: a peer without this node's
+        // address (a client's replica, say) can answer only over a connection this node
+        // opened, and a client needs replies from replicas it has not sent to yet.
+        {
+            let mut links = inner
+                .links
+                .lock()
+                .expect("the links lock is never poisoned");
+            for &peer in inner.peers.keys() {
+                links.insert(peer, new_link(&inner, peer));
+            }
+        }
         Ok((Self { inner }, receiver))
     }
 
@@ -247,19 +260,15 @@ impl Transport {
         }
         let frame = encode_frame(&payload);
         let queue = {
-            let mut links = self
+            let links = self
                 .inner
                 .links
                 .lock()
                 .expect("the links lock is never poisoned");
+            // Every peer with an address has its link from the start; others have one while
+            // they are connected.
             match links.get(&to) {
                 Some(link) => link.queue.clone(),
-                None if self.inner.peers.contains_key(&to) => {
-                    let link = new_link(&self.inner, to);
-                    let queue = link.queue.clone();
-                    links.insert(to, link);
-                    queue
-                }
                 None => {
                     bump(&counters.no_route);
                     return Err(SendError::NoRoute(to));

@@ -5,6 +5,7 @@
 use crate::node::{Node, RoleStatus};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -157,7 +158,9 @@ async fn status_json(node: &Node) -> String {
     serde_json::to_string(&reports(node).await).expect("reports serialize")
 }
 
-async fn metrics_text(node: &Node) -> String {
+/// Every metric of `node` in the Prometheus text format, as `GET /metrics` serves it (for an
+/// embedding that serves metrics its own way).
+pub async fn metrics_text(node: &Node) -> String {
     let mut registry = Registry::default();
     for status in node.status().await {
         for metric in &status.metrics {
@@ -167,6 +170,15 @@ async fn metrics_text(node: &Node) -> String {
             registry.register(name, metric.help, counter);
         }
         let role = crate::config::node_name(status.node).replace('-', "_");
+        let drops = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        for &(reason, count) in &status.drops {
+            drops.get_or_create(&vec![("reason", reason)]).inc_by(count);
+        }
+        registry.register(
+            format!("eve_{role}_dropped"),
+            "Messages the protocol logic dropped, by reason.",
+            drops,
+        );
         let view = Gauge::<i64>::default();
         view.set(status.view.0 as i64);
         registry.register(format!("eve_{role}_view"), "The current view.", view);

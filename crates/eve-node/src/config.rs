@@ -90,6 +90,7 @@ pub struct Settings {
     pub backup_timeout_ms: Option<u64>,
     pub merkle_bucket_bits: Option<u8>,
     pub object_value_bytes_max: Option<usize>,
+    pub reply_from_every_replica: Option<bool>,
 }
 
 /// The CA certificate.
@@ -254,7 +255,8 @@ impl ClusterSection {
             client_retransmit_ms,
             backup_timeout_ms,
             merkle_bucket_bits,
-            object_value_bytes_max
+            object_value_bytes_max,
+            reply_from_every_replica
         );
         let config = config.validate().map_err(|e: ConfigError| {
             let field = match e.field {

@@ -262,6 +262,8 @@ pub struct RoleStatus {
     pub detail: String,
     /// Its counters, as metrics: `(name, help, value)`.
     pub metrics: Vec<Metric>,
+    /// Messages its logic dropped, by reason (`stale-request`, `client-in-flight-full`, ...).
+    pub drops: Vec<(&'static str, u64)>,
 }
 
 /// One counter of a role, named as it is exported (`eve_..._total`).
@@ -430,6 +432,10 @@ impl Node {
                 pending: Some(logic.pending()),
                 detail: logic.describe(),
                 metrics: replica_metrics(logic),
+                drops: match logic {
+                    ReplicaLogic::Eve(r) => r.counters().drops.iter().collect(),
+                    ReplicaLogic::PrimaryBackup(r) => r.counters().drops.iter().collect(),
+                },
             });
             roles.extend(status.await);
         }
@@ -445,6 +451,7 @@ impl Node {
                 pending: None,
                 detail: logic.describe(),
                 metrics: verifier_metrics(logic),
+                drops: logic.counters().drops.iter().collect(),
             });
             roles.extend(status.await);
         }

@@ -243,6 +243,11 @@ async fn a_flooding_client_is_held_back_while_others_are_served() {
         .map(|m| m.value)
         .sum();
     assert!(dropped > 0, "the primary dropped and counted the excess");
+    let metrics = eve_node::admin::metrics_text(&nodes[0]).await;
+    assert!(
+        metrics.contains("eve_replica_0_dropped_total{reason=\"client-in-flight-full\"}"),
+        "drops are exported by reason:\n{metrics}"
+    );
     client.close().await;
     for node in nodes {
         node.shutdown().await;

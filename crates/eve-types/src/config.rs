@@ -56,6 +56,13 @@ pub struct ClusterConfig {
     /// Largest object value the application may write, in bytes
     /// (1 ..= [`OBJECT_VALUE_BYTES_MAX`]).
     pub object_value_bytes_max: usize,
+    /// Whether every execution replica sends each committed reply to its client. With
+    /// `r >= 1` they always do (a client needs `r + 1` matching replies); with `r = 0` (and in
+    /// primary-backup) only the primary does by default, and the others answer a client only
+    /// when it retransmits: one reply message per request instead of one per replica. Set it to
+    /// spare clients a retransmission when the primary fails between committing and replying.
+    #[serde(default)]
+    pub reply_from_every_replica: bool,
 }
 
 impl ClusterConfig {
@@ -73,6 +80,7 @@ impl ClusterConfig {
             backup_timeout_ms: 500,
             merkle_bucket_bits: 16,
             object_value_bytes_max: 1024 * 1024,
+            reply_from_every_replica: false,
         }
     }
 

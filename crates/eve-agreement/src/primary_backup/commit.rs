@@ -243,9 +243,10 @@ impl PbReplica {
             let (view, token) = (self.view, executed.token);
             self.send_to_peer(now, Message::Commit { view, seq, token });
         }
+        let replies = primary || self.config.reply_from_every_replica;
         for reply in executed.replies {
             self.remember_reply(reply.clone());
-            if primary {
+            if replies {
                 self.counters.replies_sent += 1;
                 let view = self.view;
                 self.send(NodeId::Client(reply.client), Message::Reply { view, reply });

@@ -267,11 +267,26 @@ impl Replica {
         }
     }
 
-    /// Sends a committed reply to its client and remembers it for retransmissions.
+    /// Remembers a committed reply for retransmissions, and sends it to its client if this
+    /// replica is one of the repliers (see [`Replica::replies_at_commit`]).
     fn release(&mut self, reply: Reply) {
         self.last_reply.record(reply.clone());
+        if !self.replies_at_commit() {
+            return;
+        }
         self.counters.replies_sent += 1;
         let view = self.view;
         self.send(NodeId::Client(reply.client), Message::Reply { view, reply });
+    }
+
+    /// Whether this replica sends replies when it commits. A client needs `r + 1` matching
+    /// replies: with `r = 0` one is enough, so only the primary sends it (the client sent its
+    /// request there), and the others answer only retransmissions, from their reply tables,
+    /// unless `reply_from_every_replica` is set; with `r >= 1` every replica replies, since up
+    /// to `r` of them may lie.
+    pub(super) fn replies_at_commit(&self) -> bool {
+        self.config.sizes().client_reply_quorum > 1
+            || self.config.reply_from_every_replica
+            || self.is_primary()
     }
 }

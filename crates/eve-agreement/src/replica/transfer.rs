@@ -244,12 +244,24 @@ impl Replica {
         self.committed = target;
         self.executing = target;
         self.roots.insert(target, roots);
-        // Batches up to the target are settled without this replica's replies.
+        // Batches up to the target are settled without this replica's own execution: a
+        // replier answers their requests from the transferred reply cache instead, so that
+        // its clients do not wait for a retransmission.
         let settled: Vec<BatchSeq> = self.slots.range(..=target).map(|(s, _)| *s).collect();
+        let answer = self.replies_at_commit();
+        let view = self.view;
         for seq in settled {
             let slot = self.slots.remove(&seq).expect("listed above");
             for request in &slot.batch.requests {
                 self.in_flight.remove(&(request.client, request.request_no));
+                if answer {
+                    self.exec(ExecCommand::AnswerFromCache {
+                        client: request.client,
+                        request_no: request.request_no,
+                        committed: target,
+                        view,
+                    });
+                }
             }
         }
         self.agreed.retain(|&s, _| s > target);
