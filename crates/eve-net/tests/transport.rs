@@ -354,3 +354,24 @@ async fn clients_past_the_route_limit_are_refused_until_one_leaves() {
         "the others keep theirs"
     );
 }
+
+/// A node dials its peers as soon as it starts, not at its first message: a replica can
+/// answer a client that has sent it nothing yet (a client needs replies from replicas other
+/// than the primary it sent to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_reachable_from_every_replica_before_it_sends() {
+    let ca = ClusterCa::generate("test").unwrap();
+    let r0_addr = free_addr();
+    let (r0, _r0_in) = start(&ca, R0, Some(r0_addr), &[]);
+    let (_c7, mut c7_in) = start(&ca, C7, None, &[(R0, r0_addr)]);
+    eventually(&r0, |c| c.connections_accepted >= 1).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while r0.send(C7, &suspect(4)).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no route to the client"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(next(&mut c7_in).await.msg, suspect(4));
+}
