@@ -6,7 +6,7 @@ use bytes::Bytes;
 use eve_apps::{KvOp, KvReply};
 use eve_node::EveClient;
 use eve_node::config::LoadedConfig;
-use eve_types::{ClientId, RequestNo};
+use eve_types::ClientId;
 use std::path::Path;
 
 pub(crate) async fn run(path: &Path, timeout_ms: u64, op: KvCommand) -> Result<()> {
@@ -41,21 +41,20 @@ pub(crate) async fn run(path: &Path, timeout_ms: u64, op: KvCommand) -> Result<(
             amount: *amount,
         },
     };
-    // Each invocation is a new process with the same client id: number requests by the
-    // clock, so every call's number is higher than the last one's and none runs twice.
-    let next = std::time::SystemTime::now()
+    // Each invocation is a new process with the same client id: its request number must be
+    // above every earlier call's (see `request_numbers`), and the reservation is held until
+    // the call is done.
+    let clock = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1);
-    let client = EveClient::connect_resuming(
-        &loaded.spec,
-        ClientId(role.id),
-        &credentials,
-        RequestNo(next),
-    )?
-    .with_timeout(std::time::Duration::from_millis(timeout_ms));
+        .map_or(1, |d| d.as_micros() as u64);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let reserved = crate::request_numbers::reserve(dir, role.id, clock)?;
+    let client =
+        EveClient::connect_resuming(&loaded.spec, ClientId(role.id), &credentials, reserved.next)?
+            .with_timeout(std::time::Duration::from_millis(timeout_ms));
     let result = client.call(op.encode()).await;
     client.close().await;
+    drop(reserved);
     let reply =
         KvReply::decode(&result?).context("the cluster's reply is not a key-value reply")?;
     let show = |v: &Option<Bytes>| match v {

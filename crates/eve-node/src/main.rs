@@ -9,6 +9,7 @@ use std::path::PathBuf;
 mod demo;
 mod init_cmd;
 mod kv_cmd;
+mod request_numbers;
 mod run_cmd;
 mod status_cmd;
 
