@@ -76,7 +76,7 @@ fn batch(seq: u64) -> Result<Vec<Request>, Box<dyn std::error::Error>> {
                 amount: 1,
             },
         };
-        let op = if seq % 5 == 0 && client % 10 == 0 {
+        let op = if seq.is_multiple_of(5) && client % 10 == 0 {
             Bytes::from_static(b"!")
         } else {
             op.encode()

@@ -252,7 +252,7 @@ impl PbReplica {
                 self.send(NodeId::Client(reply.client), Message::Reply { view, reply });
             }
         }
-        if seq.0 % self.config.checkpoint_interval == 0 {
+        if seq.0.is_multiple_of(self.config.checkpoint_interval) {
             self.exec(ExecCommand::MarkStable { seq });
             self.stable = seq;
             self.roots.retain(|&s, _| s >= seq);

@@ -260,7 +260,7 @@ impl Replica {
             self.release(reply);
         }
         self.progress_deadline = None;
-        if seq.0 % self.config.checkpoint_interval == 0 {
+        if seq.0.is_multiple_of(self.config.checkpoint_interval) {
             self.exec(ExecCommand::MarkStable { seq });
             self.stable = seq;
             self.roots.retain(|&s, _| s >= seq);

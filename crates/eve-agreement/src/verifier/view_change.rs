@@ -101,10 +101,11 @@ impl Verifier {
     ) {
         if new_view <= self.view {
             // A latecomer: if this verifier led the current view in, repeat the announcement.
-            if new_view == self.view && self.leader(new_view) == self.id {
-                if let Some(announced) = self.announced.clone() {
-                    self.send(NodeId::Verifier(from), announced);
-                }
+            if new_view == self.view
+                && self.leader(new_view) == self.id
+                && let Some(announced) = self.announced.clone()
+            {
+                self.send(NodeId::Verifier(from), announced);
             }
             return;
         }
