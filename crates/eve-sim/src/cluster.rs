@@ -910,7 +910,21 @@ impl Cluster {
                 }
                 let n = self.replicas.len() as u32;
                 match byzantine {
-                    Some(kind) => tamper(kind, id, n, to, msg, &mut self.rng),
+                    Some(kind) => {
+                        let is_token = matches!(msg, Message::Verify { .. });
+                        match tamper(kind, id, n, to, msg, &mut self.rng) {
+                            Some(msg) => {
+                                if kind == Byzantine::FutureTokens && is_token {
+                                    self.report.counts.future_tokens += 1;
+                                }
+                                msg
+                            }
+                            None => {
+                                self.report.counts.batches_withheld += 1;
+                                return;
+                            }
+                        }
+                    }
                     None => msg,
                 }
             }
@@ -991,6 +1005,8 @@ impl Cluster {
     }
 
     fn finish(mut self, events: u64) -> RunReport {
+        self.report.counts.byzantine_runs =
+            u64::from(self.replicas.iter().any(|r| r.byzantine.is_some()));
         for client in &mut self.clients {
             if let Some((SimOp::Kv(op), invoked)) = client.current.take() {
                 self.checks.pending(client.driver.logic().id(), invoked, op);
@@ -1093,7 +1109,7 @@ fn new_executor(
     ReplicaExecutor::new(executor).with_chunk_bytes(SIM_CHUNK_BYTES)
 }
 
-/// What a Byzantine replica sends instead of `msg`.
+/// What a Byzantine replica sends instead of `msg` (nothing, for `None`).
 fn tamper(
     kind: Byzantine,
     me: ReplicaId,
@@ -1101,11 +1117,11 @@ fn tamper(
     to: NodeId,
     msg: Message,
     rng: &mut SplitMix64,
-) -> Message {
+) -> Option<Message> {
     // An equivocating primary sends the altered batch to the next replica only, so correct
     // replicas split between the two batches.
     let split = NodeId::Replica(ReplicaId((me.0 + 1) % n_exec));
-    match (kind, msg) {
+    Some(match (kind, msg) {
         (Byzantine::WrongTokens, Message::Verify { view, seq, .. }) => Message::Verify {
             view,
             seq,
@@ -1145,6 +1161,14 @@ fn tamper(
             batch.requests.pop();
             Message::ExecuteBatch(batch)
         }
+        (Byzantine::GapBatches, Message::ExecuteBatch(batch)) if batch.seq.0 % 4 == 2 => {
+            return None;
+        }
+        (Byzantine::FutureTokens, Message::Verify { view, seq, token }) => Message::Verify {
+            view,
+            seq: eve_types::BatchSeq(seq.0 + 1 + rng.below(eve_agreement::limits::SEQ_WINDOW - 1)),
+            token,
+        },
         (_, msg) => msg,
-    }
+    })
 }

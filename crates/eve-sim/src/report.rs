@@ -46,6 +46,12 @@ pub struct Exercised {
     pub transfers_past_timeout: u64,
     /// Runs in which a Byzantine replica ordered batches as primary.
     pub byzantine_primaries: u64,
+    /// Runs with a Byzantine replica.
+    pub byzantine_runs: u64,
+    /// Batch messages a Byzantine primary withheld while sending later batches (a gap).
+    pub batches_withheld: u64,
+    /// Tokens a Byzantine replica sent under sequence numbers nobody ordered.
+    pub future_tokens: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
     /// Released replies judged against a sequential replay of the committed batches.
@@ -79,6 +85,9 @@ impl Exercised {
         self.verifier_recoveries += other.verifier_recoveries;
         self.transfers_past_timeout += other.transfers_past_timeout;
         self.byzantine_primaries += other.byzantine_primaries;
+        self.byzantine_runs += other.byzantine_runs;
+        self.batches_withheld += other.batches_withheld;
+        self.future_tokens += other.future_tokens;
         self.stalls_reported += other.stalls_reported;
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;

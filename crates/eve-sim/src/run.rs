@@ -60,6 +60,13 @@ pub struct Summary {
     pub counts: Exercised,
 }
 
+/// The exercised counts that only runs with a Byzantine replica can raise.
+const BYZANTINE_COUNTS: [&str; 3] = [
+    "Byzantine primaries",
+    "batches withheld by a Byzantine primary (gaps)",
+    "tokens for batches nobody ordered",
+];
+
 impl Summary {
     /// Adds a run.
     pub fn add(&mut self, report: &RunReport) {
@@ -72,7 +79,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 16] {
+    pub fn exercised(&self) -> [(&'static str, u64); 18] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -97,6 +104,14 @@ impl Summary {
             ),
             ("Byzantine primaries", self.counts.byzantine_primaries),
             (
+                "batches withheld by a Byzantine primary (gaps)",
+                self.counts.batches_withheld,
+            ),
+            (
+                "tokens for batches nobody ordered",
+                self.counts.future_tokens,
+            ),
+            (
                 "stalls reported after every replica lost its state",
                 self.counts.stalls_reported,
             ),
@@ -111,11 +126,13 @@ impl Summary {
         ]
     }
 
-    /// The names of exercised counts that stayed zero.
+    /// The names of exercised counts that stayed zero. The Byzantine ones count only when
+    /// some run had a Byzantine replica (never with `r = 0`).
     pub fn unexercised(&self) -> Vec<&'static str> {
+        let byzantine = self.counts.byzantine_runs > 0;
         self.exercised()
             .into_iter()
-            .filter(|(_, n)| *n == 0)
+            .filter(|(name, n)| *n == 0 && (byzantine || !BYZANTINE_COUNTS.contains(name)))
             .map(|(name, _)| name)
             .collect()
     }

@@ -13,6 +13,12 @@ pub enum Byzantine {
     TamperedState,
     /// As primary, sends some replicas a different batch than others.
     Equivocate,
+    /// As primary, never sends every fourth batch to anyone, but goes on with the later ones:
+    /// a gap that stalls every replica unless they suspect it.
+    GapBatches,
+    /// Sends verifiers its tokens under later sequence numbers inside the window, for batches
+    /// nobody ordered.
+    FutureTokens,
 }
 
 /// What a fault window does to the node it strikes.
@@ -216,6 +222,13 @@ impl Scenario {
                 ][rng.below(3) as usize],
             );
             faults.byzantine_replica = rng.below(n_exec) as u32;
+            // The later kinds are drawn apart from `rng`, so that the other faults of a seed
+            // stay what they were.
+            let later = eve_types::splitmix64(seed ^ 0x6279_7a61_6e74_696e) % 5;
+            if later >= 3 {
+                faults.byzantine =
+                    Some([Byzantine::GapBatches, Byzantine::FutureTokens][later as usize - 3]);
+            }
             // The Byzantine replica is one of the u faulty replicas.
             faults.corrupt_ppm = 0;
             faults.missed_conflict_ppm = 0;

@@ -53,6 +53,7 @@ impl Replica {
             self.catch_up(now);
             return;
         }
+        self.check_gap(now);
         let executed: Vec<(View, BatchSeq, Token)> = self
             .slots
             .iter()
@@ -254,7 +255,9 @@ impl Replica {
         self.agreed.remove(&seq);
         self.votes.retain(|&s, _| s > seq);
         for request in &slot.batch.requests {
-            self.in_flight.remove(&(request.client, request.request_no));
+            let key = (request.client, request.request_no);
+            self.in_flight.remove(&key);
+            self.forwarded.remove(&key);
         }
         for reply in executed.replies {
             self.release(reply);

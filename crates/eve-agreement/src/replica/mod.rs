@@ -172,6 +172,9 @@ pub struct Replica {
     unheld_streak: usize,
     /// When to catch up by state transfer if nothing commits.
     progress_deadline: Option<Time>,
+    /// The batch missing below batches this replica holds, and since when it has been seen
+    /// missing (a primary that leaves a gap is suspected; see `check_gap`).
+    gap_since: Option<(BatchSeq, Time)>,
     /// When to ask the verifiers where the cluster stands even though nothing seems amiss: a
     /// replica that missed every message of the last batches has no other way to learn it is
     /// behind while the cluster is idle.
@@ -219,6 +222,7 @@ impl Replica {
             unheld_streak: 0,
             // At once: a replica that starts (or restarts) asks where the cluster stands.
             progress_deadline: Some(Time::ZERO),
+            gap_since: None,
             idle_poll_at,
             outputs: VecDeque::new(),
             counters: ReplicaCounters::default(),

@@ -34,7 +34,10 @@ impl Replica {
             }
             Seen::New => {}
         }
-        if self.in_flight.contains(&key) {
+        // A backup forwards a retransmission even of a request it holds in a batch: that batch
+        // may never execute (a primary that left a gap before it), and the watch on the
+        // forwarded request is what makes the backup suspect such a primary.
+        if self.in_flight.contains(&key) && self.is_primary() {
             return;
         }
         if self.is_primary() {
@@ -63,8 +66,9 @@ impl Replica {
             let primary = self.primary();
             self.send(NodeId::Replica(primary), Message::Request(request));
             if self.forwarded.len() < FORWARDED_MAX {
-                self.forwarded
-                    .insert(key, now.plus_ms(self.verify_timeout_ms()));
+                // A repeated retransmission keeps the first deadline.
+                let deadline = now.plus_ms(self.verify_timeout_ms());
+                self.forwarded.entry(key).or_insert(deadline);
             }
         }
     }
@@ -205,6 +209,29 @@ impl Replica {
                 .expect("taken from the slots")
                 .exec_epoch = Some(epoch);
             self.exec(ExecCommand::Execute { epoch, batch });
+        }
+    }
+
+    /// A backup holding batches beyond one it never received suspects the primary once that
+    /// gap has lasted `verify_timeout_ms`: nothing executes past it, so no token comes to
+    /// start the verifiers' timer. Called at every progress timeout.
+    pub(super) fn check_gap(&mut self, now: Time) {
+        let missing = self.executing.next();
+        let gap = self.transfer.is_none()
+            && !self.slots.contains_key(&missing)
+            && self.slots.range(missing..).next().is_some();
+        if !gap {
+            self.gap_since = None;
+            return;
+        }
+        match self.gap_since {
+            Some((seq, since)) if seq == missing => {
+                if since.plus_ms(self.verify_timeout_ms()) <= now && !self.is_primary() {
+                    self.counters.suspicions += 1;
+                    self.send_verifiers(Message::Suspect { view: self.view });
+                }
+            }
+            _ => self.gap_since = Some((missing, now)),
         }
     }
 

@@ -254,6 +254,7 @@ impl Replica {
             let slot = self.slots.remove(&seq).expect("listed above");
             for request in &slot.batch.requests {
                 self.in_flight.remove(&(request.client, request.request_no));
+                self.forwarded.remove(&(request.client, request.request_no));
                 if answer {
                     self.exec(ExecCommand::AnswerFromCache {
                         client: request.client,

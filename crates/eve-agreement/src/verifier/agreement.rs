@@ -42,6 +42,7 @@ impl Verifier {
             self.counters.drops.count("verify-of-another-view");
             return;
         }
+        let reply_quorum = self.sizes.client_reply_quorum;
         let Some(slot) = self.slot(seq) else {
             return;
         };
@@ -52,7 +53,12 @@ impl Verifier {
             return;
         }
         slot.tokens.insert(from, token);
-        slot.first_seen.get_or_insert(now);
+        // The commit timer starts once `r + 1` replicas sent a token: then at least one
+        // correct replica executed the batch. Fewer could all be lying about a batch nobody
+        // ordered, and a view change every `verify_timeout_ms` would be theirs to call.
+        if slot.tokens.len() >= reply_quorum {
+            slot.first_seen.get_or_insert(now);
+        }
         self.evaluate_tokens(now, seq);
     }
 

@@ -24,7 +24,7 @@ struct VSlot {
     /// The token this verifier sent `Commit` for: it is locked on it in this view.
     sent_commit: Option<Token>,
     committed: Option<Token>,
-    /// When the first token arrived.
+    /// When `r + 1` replicas had sent a token (the commit timer starts then).
     first_seen: Option<Time>,
 }
 

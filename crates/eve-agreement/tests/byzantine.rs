@@ -1,0 +1,171 @@
+//! The Byzantine-tolerant configurations (r >= 1): without faults nothing needs a view change,
+//! and what one lying replica can do is bounded (the findings of the Byzantine review).
+
+mod harness;
+
+use eve_agreement::{Message, NodeId, Output, Verifier};
+use eve_exec::Token;
+use eve_types::{BatchSeq, Digest, ReplicaId, VerifierId, View};
+use harness::{Net, config, put};
+
+#[test]
+fn with_r_1_and_no_fault_requests_commit_in_view_0() {
+    let mut net = Net::new(config(1, 1), 3);
+    for round in 0..5 {
+        for c in 0..3 {
+            net.submit(c, put(&format!("k{c}"), &format!("v{round}")));
+        }
+        assert!(
+            net.run_until(50, |n| (0..3).all(|c| n.idle(c))),
+            "round {round}: {}",
+            net.describe()
+        );
+    }
+    for (i, v) in net.verifiers.iter().enumerate() {
+        assert_eq!(
+            v.view().0,
+            0,
+            "verifier {i} changed view: {}",
+            net.describe()
+        );
+    }
+}
+
+fn verify(seq: u64, token: u8) -> Message {
+    Message::Verify {
+        view: View(0),
+        seq: BatchSeq(seq),
+        token: Token(Digest([token; 32])),
+    }
+}
+
+fn view_changes(v: &mut Verifier) -> usize {
+    std::iter::from_fn(|| v.poll_output())
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::ViewChange { .. },
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+/// Finding 3: one Byzantine replica sends a token for a batch nobody ordered. Alone it must not
+/// start the verifiers' commit timer (or it could force a view change every
+/// `verify_timeout_ms`); `r + 1` replicas' tokens prove a correct replica executed the batch,
+/// and then the timer runs.
+#[test]
+fn one_replicas_token_for_an_unordered_batch_cannot_start_a_view_change() {
+    let config = config(1, 1);
+    let timeout = config.verify_timeout_ms;
+    let mut v = Verifier::new(VerifierId(0), config);
+    let t0 = eve_agreement::Time(1_000);
+    let _ = view_changes(&mut v);
+    v.handle_message(t0, NodeId::Replica(ReplicaId(2)), verify(5, 1));
+    let later = t0.plus_ms(timeout * 4);
+    if v.next_timeout().is_some_and(|t| t <= later) {
+        v.handle_timeout(later);
+    }
+    assert_eq!(
+        view_changes(&mut v),
+        0,
+        "a single replica's token started no timer"
+    );
+    assert_eq!(v.view(), View(0));
+
+    v.handle_message(later, NodeId::Replica(ReplicaId(1)), verify(5, 2));
+    let deadline = v.next_timeout().expect("r + 1 tokens start the timer");
+    assert_eq!(deadline, later.plus_ms(timeout));
+    v.handle_timeout(deadline);
+    assert!(
+        view_changes(&mut v) > 0,
+        "a batch that r + 1 replicas executed and that did not commit in time changes the view"
+    );
+}
+
+const C: eve_types::ClientId = eve_types::ClientId(9);
+
+fn batch(seq: u64) -> eve_agreement::Batch {
+    eve_agreement::Batch {
+        view: View(0),
+        seq: BatchSeq(seq),
+        requests: vec![eve_types::Request::new(C, eve_types::RequestNo(seq), &b"op"[..]).unwrap()],
+        nondet: eve_types::NonDet {
+            time_ms: 1,
+            seed: 2,
+        },
+        sequential: false,
+    }
+}
+
+fn outputs(r: &mut eve_agreement::Replica) -> Vec<Output> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+/// Finding 2: a Byzantine primary sends batch 2 and never batch 1. Nothing executes, so no
+/// token and no verifier timer come; the backup must suspect the primary once the gap has
+/// lasted `verify_timeout_ms`.
+#[test]
+fn a_backup_suspects_a_primary_that_leaves_a_gap_in_the_batches() {
+    let config = config(1, 1);
+    let timeout = config.verify_timeout_ms;
+    let mut r1 = eve_agreement::Replica::new(ReplicaId(1), config);
+    let mut now = eve_agreement::Time(1_000);
+    let _ = outputs(&mut r1);
+    r1.handle_message(
+        now,
+        NodeId::Replica(ReplicaId(0)),
+        Message::ExecuteBatch(batch(2)),
+    );
+    let mut suspected = false;
+    let until = now.plus_ms(4 * timeout);
+    while let Some(at) = r1.next_timeout().filter(|&at| at <= until) {
+        now = at.max(now);
+        r1.handle_timeout(now);
+        suspected |= outputs(&mut r1).iter().any(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::Suspect { view: View(0) },
+                    ..
+                }
+            )
+        });
+        if suspected {
+            break;
+        }
+    }
+    assert!(
+        suspected,
+        "the gap at batch 1 made the backup suspect the primary"
+    );
+    assert!(r1.counters().suspicions >= 1);
+}
+
+/// Finding 2, its other half: a client retransmits a request that sits in that batch beyond
+/// the gap. The backup must not drop it as in flight: it forwards it to the primary and
+/// watches that it commits.
+#[test]
+fn a_backup_forwards_a_retransmitted_request_whose_batch_never_executed() {
+    let mut r1 = eve_agreement::Replica::new(ReplicaId(1), config(1, 1));
+    let now = eve_agreement::Time(1_000);
+    let _ = outputs(&mut r1);
+    r1.handle_message(
+        now,
+        NodeId::Replica(ReplicaId(0)),
+        Message::ExecuteBatch(batch(2)),
+    );
+    let _ = outputs(&mut r1);
+    let request = batch(2).requests[0].clone();
+    r1.handle_message(now, NodeId::Client(C), Message::Request(request.clone()));
+    assert!(
+        outputs(&mut r1).contains(&Output::Send {
+            to: NodeId::Replica(ReplicaId(0)),
+            msg: Message::Request(request),
+        }),
+        "the retransmission is forwarded to the primary"
+    );
+}
