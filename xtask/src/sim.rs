@@ -178,6 +178,12 @@ fn print_summary(summary: &Summary, seconds: f64, args: &SimArgs) {
     for (name, value) in summary.exercised().into_iter().chain(rows) {
         println!("| {name} | {value} |");
     }
+    if let Some((p99, max)) = summary.byzantine_stall_ms(99.0) {
+        println!(
+            "\nstalls a Byzantine primary's gap caused ({} gaps): p99 {p99} ms, longest {max} ms (simulated time, from the withheld batch to the next commit past it)",
+            summary.byzantine_stalls_ms.len()
+        );
+    }
 }
 
 fn print_report(report: &RunReport) {

@@ -162,6 +162,9 @@ pub struct Cluster {
     checks: Checks,
     reference: Reference,
     report: RunReport,
+    /// The first batch a Byzantine primary withheld that no correct replica has committed
+    /// yet, and when (the start of a stall it caused).
+    withheld: Option<(eve_types::BatchSeq, Time)>,
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
     log: Option<Vec<String>>,
@@ -232,6 +235,7 @@ impl Cluster {
             checks: Checks::default(),
             reference: Reference::default(),
             report,
+            withheld: None,
             trace: blake3::Hasher::new(),
             log: None,
             log_contents: false,
@@ -912,6 +916,10 @@ impl Cluster {
                 match byzantine {
                     Some(kind) => {
                         let is_token = matches!(msg, Message::Verify { .. });
+                        let withheld_msg = match &msg {
+                            Message::ExecuteBatch(_) => msg.clone(),
+                            _ => Message::QueryCommitted,
+                        };
                         match tamper(kind, id, n, to, msg, &mut self.rng) {
                             Some(msg) => {
                                 if kind == Byzantine::FutureTokens && is_token {
@@ -921,6 +929,11 @@ impl Cluster {
                             }
                             None => {
                                 self.report.counts.batches_withheld += 1;
+                                if let (None, Message::ExecuteBatch(batch)) =
+                                    (self.withheld, &withheld_msg)
+                                {
+                                    self.withheld = Some((batch.seq, self.now));
+                                }
                                 return;
                             }
                         }
@@ -951,6 +964,16 @@ impl Cluster {
             return;
         }
         let committed = node.driver.logic().committed();
+        if let Some((seq, since)) = self.withheld
+            && committed >= seq
+        {
+            // The stall a Byzantine primary's gap caused ended with this commit.
+            self.report
+                .byzantine_stalls_ms
+                .push((self.now.0 - since.0) / 1_000);
+            self.withheld = None;
+        }
+        let node = &self.replicas[id.0 as usize];
         let state = node.exec.executor().state();
         match state.root_of(committed) {
             Ok(root) => {

@@ -98,6 +98,9 @@ impl Exercised {
 /// The result of one run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunReport {
+    /// For each gap a Byzantine primary left, the simulated milliseconds from the batch it
+    /// withheld to the first correct replica's commit at or past it.
+    pub byzantine_stalls_ms: Vec<u64>,
     /// The seed that replays it.
     pub seed: u64,
     /// What the run was.

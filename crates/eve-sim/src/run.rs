@@ -58,6 +58,8 @@ pub struct Summary {
     pub failed: Vec<u64>,
     /// What the runs exercised, summed.
     pub counts: Exercised,
+    /// Every stall a Byzantine primary's gap caused, in simulated milliseconds.
+    pub byzantine_stalls_ms: Vec<u64>,
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
@@ -75,6 +77,18 @@ impl Summary {
             self.failed.push(report.seed);
         }
         self.counts.add(&report.counts);
+        self.byzantine_stalls_ms
+            .extend_from_slice(&report.byzantine_stalls_ms);
+    }
+
+    /// The `p`-th percentile (0 ..= 100) of the stalls Byzantine primaries caused, and the
+    /// longest, in simulated milliseconds; `None` without any.
+    pub fn byzantine_stall_ms(&self, p: f64) -> Option<(u64, u64)> {
+        let mut stalls = self.byzantine_stalls_ms.clone();
+        stalls.sort_unstable();
+        let last = *stalls.last()?;
+        let at = ((p / 100.0) * (stalls.len() - 1) as f64).round() as usize;
+        Some((stalls[at], last))
     }
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
