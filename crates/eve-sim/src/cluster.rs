@@ -219,7 +219,10 @@ impl Cluster {
                 current: None,
             })
             .collect();
-        let network = Network::new(scenario.faults.network.clone(), splitmix64(seed ^ 0x4e7));
+        let mut network = Network::new(scenario.faults.network.clone(), splitmix64(seed ^ 0x4e7));
+        if scenario.faults.byzantine.is_some() && scenario.faults.colluding {
+            network.favour(NodeId::Replica(byzantine_replica));
+        }
         let report = RunReport::new(&scenario);
         let mut cluster = Self {
             config,
@@ -944,6 +947,9 @@ impl Cluster {
             _ => msg,
         };
         let sent = self.now;
+        if self.network.favours(from) && from != to {
+            self.report.counts.colluding_deliveries += 1;
+        }
         for at in self.network.deliveries(self.now, from, to) {
             self.schedule(
                 at,

@@ -49,6 +49,9 @@ pub struct Network {
     /// Directed links that deliver nothing: `(from, to)`, with how many cuts hold each (fault
     /// windows overlap, and each removes only its own).
     cut: BTreeMap<(NodeId, NodeId), u32>,
+    /// A node whose messages the network favours (a Byzantine replica colluding with it):
+    /// never lost, never late, after the shortest delay.
+    favoured: Option<NodeId>,
     rng: SplitMix64,
 }
 
@@ -59,17 +62,32 @@ impl Network {
             faults,
             faulty: true,
             cut: BTreeMap::new(),
+            favoured: None,
             rng: SplitMix64::new(seed),
         }
     }
 
-    /// When a message sent now from `from` to `to` arrives: none (lost), one or two times.
+    /// Favours `node`'s messages from now on (see [`Network::deliveries`]).
+    pub fn favour(&mut self, node: NodeId) {
+        self.favoured = Some(node);
+    }
+
+    /// Whether `node`'s messages are favoured.
+    pub fn favours(&self, node: NodeId) -> bool {
+        self.favoured == Some(node)
+    }
+
+    /// When a message sent now from `from` to `to` arrives: none (lost), one or two times; a
+    /// favoured sender's, once after the shortest delay unless its link is cut.
     pub fn deliveries(&mut self, now: Time, from: NodeId, to: NodeId) -> Vec<Time> {
         if from == to {
             return vec![now];
         }
         if self.cut.contains_key(&(from, to)) {
             return Vec::new();
+        }
+        if self.favoured == Some(from) {
+            return vec![now.plus_us(self.faults.delay_us_min)];
         }
         let reliable = NetworkFaults::reliable();
         let faults = if self.faulty { &self.faults } else { &reliable };

@@ -63,10 +63,11 @@ pub struct Summary {
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
-const BYZANTINE_COUNTS: [&str; 3] = [
+const BYZANTINE_COUNTS: [&str; 4] = [
     "Byzantine primaries",
     "batches withheld by a Byzantine primary (gaps)",
     "tokens for batches nobody ordered",
+    "messages of a colluding Byzantine replica delivered first",
 ];
 
 impl Summary {
@@ -93,7 +94,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 18] {
+    pub fn exercised(&self) -> [(&'static str, u64); 19] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -124,6 +125,10 @@ impl Summary {
             (
                 "tokens for batches nobody ordered",
                 self.counts.future_tokens,
+            ),
+            (
+                "messages of a colluding Byzantine replica delivered first",
+                self.counts.colluding_deliveries,
             ),
             (
                 "stalls reported after every replica lost its state",

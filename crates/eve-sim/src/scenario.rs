@@ -66,6 +66,9 @@ pub struct Faults {
     pub byzantine: Option<Byzantine>,
     /// Which replica is Byzantine (any, the view-0 primary included).
     pub byzantine_replica: u32,
+    /// The Byzantine replica colludes with the network: its messages are never lost and
+    /// arrive first (after the shortest delay), ahead of the correct replicas'.
+    pub colluding: bool,
     /// Every execution replica crashes at once, midway, and restarts with empty memory and
     /// state while the verifiers stay up. In the in-memory mode the committed state is then
     /// lost: the run must end with every replica stalled and saying why (or recovered, if
@@ -95,6 +98,7 @@ impl Faults {
             corrupt_ppm: 0,
             byzantine: None,
             byzantine_replica: 0,
+            colluding: false,
             restart_all: false,
             state_objects: 0,
             heal_ms: 0,
@@ -229,6 +233,7 @@ impl Scenario {
                 faults.byzantine =
                     Some([Byzantine::GapBatches, Byzantine::FutureTokens][later as usize - 3]);
             }
+            faults.colluding = eve_types::splitmix64(seed ^ 0x636f_6c6c_7564_6573) & 1 == 1;
             // The Byzantine replica is one of the u faulty replicas.
             faults.corrupt_ppm = 0;
             faults.missed_conflict_ppm = 0;
@@ -305,6 +310,9 @@ impl Scenario {
         }
         if let Some(b) = f.byzantine {
             parts.push(format!("byzantine R{} {b:?}", f.byzantine_replica));
+            if f.colluding {
+                parts.push("colluding with the network".to_string());
+            }
         }
         parts.join(", ")
     }
