@@ -60,6 +60,11 @@ pub struct Client {
     outputs: VecDeque<Output>,
     retransmissions: u64,
     drops: Drops,
+    /// Signs requests (with `r >= 1`), under the cluster's id.
+    signer: Option<(
+        std::sync::Arc<dyn crate::auth::RequestSigner>,
+        eve_types::Digest,
+    )>,
 }
 
 impl Client {
@@ -82,7 +87,20 @@ impl Client {
             outputs: VecDeque::new(),
             retransmissions: 0,
             drops: Drops::default(),
+            signer: None,
         }
+    }
+
+    /// Signs every request with `signer`, for the cluster `config` names: required when the
+    /// cluster tolerates Byzantine replicas (`r >= 1`), whose replicas refuse unsigned
+    /// requests.
+    pub fn with_signer(
+        mut self,
+        signer: std::sync::Arc<dyn crate::auth::RequestSigner>,
+        config: &ValidConfig,
+    ) -> Self {
+        self.signer = Some((signer, config.cluster_id));
+        self
     }
 
     /// This client.
@@ -110,7 +128,10 @@ impl Client {
         if let Some(outstanding) = &self.outstanding {
             return Err(ClientError::Busy(outstanding.request.request_no));
         }
-        let request = Request::new(self.id, self.next_no, op)?;
+        let mut request = Request::new(self.id, self.next_no, op)?;
+        if let Some((signer, cluster)) = &self.signer {
+            request.signature = Some(signer.sign(&request.signing_payload(cluster)));
+        }
         self.next_no = self.next_no.next();
         let primary = ReplicaId((self.view.0 % self.n_exec as u64) as u32);
         self.outputs.push_back(Output::Send {

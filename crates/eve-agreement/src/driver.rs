@@ -108,6 +108,18 @@ impl ReplicaLogic {
         }
     }
 
+    /// Checks clients' signatures with `verifier` (Eve with `r >= 1`; see
+    /// [`Replica::with_request_verifier`]). Primary-backup (`r = 0`) checks none.
+    pub fn with_request_verifier(
+        self,
+        verifier: std::sync::Arc<dyn crate::auth::RequestVerifier>,
+    ) -> Self {
+        match self {
+            Self::Eve(r) => Self::Eve(r.with_request_verifier(verifier)),
+            other => other,
+        }
+    }
+
     /// A replica restarted without memory or state; `nonce` must differ from every earlier
     /// incarnation's (see [`Replica::restart`]).
     pub fn restart(id: ReplicaId, config: &ValidConfig, nonce: u64) -> Self {

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 mod client;
 mod driver;
 mod exec_side;

@@ -88,11 +88,29 @@ fn one_replicas_token_for_an_unordered_batch_cannot_start_a_view_change() {
 
 const C: eve_types::ClientId = eve_types::ClientId(9);
 
+/// Request `no` of client `C`, signed by it.
+fn signed(no: u64) -> eve_types::Request {
+    let config = config(1, 1);
+    let mut request = eve_types::Request::new(C, eve_types::RequestNo(no), &b"op"[..]).unwrap();
+    let signer = harness::auth(16).signer(C).unwrap();
+    request.signature = Some(eve_agreement::auth::RequestSigner::sign(
+        &signer,
+        &request.signing_payload(&config.cluster_id),
+    ));
+    request
+}
+
+/// A replica of a cluster with r = 1 that checks signatures of the harness's clients.
+fn replica(id: u32) -> eve_agreement::Replica {
+    eve_agreement::Replica::new(ReplicaId(id), config(1, 1))
+        .with_request_verifier(std::sync::Arc::new(harness::auth(16)))
+}
+
 fn batch(seq: u64) -> eve_agreement::Batch {
     eve_agreement::Batch {
         view: View(0),
         seq: BatchSeq(seq),
-        requests: vec![eve_types::Request::new(C, eve_types::RequestNo(seq), &b"op"[..]).unwrap()],
+        requests: vec![signed(seq)],
         nondet: eve_types::NonDet {
             time_ms: 1,
             seed: 2,
@@ -112,7 +130,7 @@ fn outputs(r: &mut eve_agreement::Replica) -> Vec<Output> {
 fn a_backup_suspects_a_primary_that_leaves_a_gap_in_the_batches() {
     let config = config(1, 1);
     let timeout = config.verify_timeout_ms;
-    let mut r1 = eve_agreement::Replica::new(ReplicaId(1), config);
+    let mut r1 = replica(1);
     let mut now = eve_agreement::Time(1_000);
     let _ = outputs(&mut r1);
     r1.handle_message(
@@ -150,7 +168,7 @@ fn a_backup_suspects_a_primary_that_leaves_a_gap_in_the_batches() {
 /// watches that it commits.
 #[test]
 fn a_backup_forwards_a_retransmitted_request_whose_batch_never_executed() {
-    let mut r1 = eve_agreement::Replica::new(ReplicaId(1), config(1, 1));
+    let mut r1 = replica(1);
     let now = eve_agreement::Time(1_000);
     let _ = outputs(&mut r1);
     r1.handle_message(
@@ -167,5 +185,95 @@ fn a_backup_forwards_a_retransmitted_request_whose_batch_never_executed() {
             msg: Message::Request(request),
         }),
         "the retransmission is forwarded to the primary"
+    );
+}
+
+fn sends_batch(outputs: &[Output]) -> bool {
+    outputs.iter().any(|o| {
+        matches!(
+            o,
+            Output::Send {
+                msg: Message::ExecuteBatch(_),
+                ..
+            }
+        )
+    })
+}
+
+/// Finding 1: a backup (or anyone but the client) relays a request in client C's name that C
+/// never signed, with a request number near the top. The primary must not order it: had it
+/// committed, every later request of C would have been stale.
+#[test]
+fn a_relayed_request_its_client_did_not_sign_is_not_ordered() {
+    let mut r0 = replica(0);
+    let now = eve_agreement::Time(1_000);
+    let _ = outputs(&mut r0);
+    let forged =
+        eve_types::Request::new(C, eve_types::RequestNo(u64::MAX - 1), &b"op"[..]).unwrap();
+    r0.handle_message(now, NodeId::Replica(ReplicaId(1)), Message::Request(forged));
+    assert!(
+        !sends_batch(&outputs(&mut r0)),
+        "the unsigned request is not ordered"
+    );
+    assert_eq!(r0.counters().drops.get("unsigned-request"), 1);
+
+    let mut resigned = signed(u64::MAX - 1);
+    resigned.op = bytes::Bytes::from_static(b"another op");
+    r0.handle_message(
+        now,
+        NodeId::Replica(ReplicaId(1)),
+        Message::Request(resigned),
+    );
+    assert!(
+        !sends_batch(&outputs(&mut r0)),
+        "a rewritten operation is not ordered"
+    );
+    assert_eq!(r0.counters().drops.get("forged-request"), 1);
+
+    r0.handle_message(now, NodeId::Client(C), Message::Request(signed(1)));
+    assert!(
+        sends_batch(&outputs(&mut r0)),
+        "C's real request 1 is ordered: nothing made it stale"
+    );
+}
+
+/// Finding 1, in a batch: a Byzantine primary rewrites a request's operation. A backup must
+/// not execute the batch, and suspects the primary.
+#[test]
+fn a_batch_with_a_rewritten_request_is_refused_and_its_primary_suspected() {
+    let mut r1 = replica(1);
+    let now = eve_agreement::Time(1_000);
+    let _ = outputs(&mut r1);
+    let mut forged = batch(1);
+    forged.requests[0].op = bytes::Bytes::from_static(b"transfer everything");
+    r1.handle_message(
+        now,
+        NodeId::Replica(ReplicaId(0)),
+        Message::ExecuteBatch(forged),
+    );
+    let out = outputs(&mut r1);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Exec(_))),
+        "nothing executes: {out:?}"
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            msg: Message::Suspect { view: View(0) },
+            ..
+        }
+    )));
+    assert_eq!(r1.counters().drops.get("batch-with-a-forged-request"), 1);
+
+    r1.handle_message(
+        now,
+        NodeId::Replica(ReplicaId(0)),
+        Message::ExecuteBatch(batch(1)),
+    );
+    assert!(
+        outputs(&mut r1)
+            .iter()
+            .any(|o| matches!(o, Output::Exec(_))),
+        "the real batch executes"
     );
 }

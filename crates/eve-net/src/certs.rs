@@ -71,14 +71,24 @@ impl ClusterCa {
         &self.cert_pem
     }
 
-    /// A key and certificate for `node`, valid as TLS client and server.
+    /// A key and certificate for `node`, valid as TLS client and server. A client's key is
+    /// ed25519, since it also signs the client's requests (see `request_auth`); the others'
+    /// are ECDSA P-256.
     pub fn issue(&self, node: NodeId) -> Result<Credentials, CertError> {
-        self.issue_named(&dns_name(node))
+        let key = match node {
+            NodeId::Client(_) => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+            _ => KeyPair::generate()?,
+        };
+        self.issue_with(&dns_name(node), key)
     }
 
     /// A key and certificate for an arbitrary DNS name (tests use it for names that name no
     /// node).
     pub fn issue_named(&self, name: &str) -> Result<Credentials, CertError> {
+        self.issue_with(name, KeyPair::generate()?)
+    }
+
+    fn issue_with(&self, name: &str, key: KeyPair) -> Result<Credentials, CertError> {
         let mut params = CertificateParams::new(vec![name.to_owned()])?;
         params.distinguished_name.push(DnType::CommonName, name);
         params.use_authority_key_identifier_extension = true;
@@ -88,7 +98,6 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         set_validity(&mut params);
-        let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Credentials {
             ca_pem: self.cert_pem.clone(),

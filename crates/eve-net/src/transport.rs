@@ -53,6 +53,9 @@ pub struct TransportConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Most peers without an address (clients) connected at once ([`ROUTES_MAX`] by default).
     pub routes_max: usize,
+    /// Where the ed25519 keys of connecting clients' certificates go (a replica that checks
+    /// request signatures), if anywhere.
+    pub client_keys: Option<crate::ClientKeyring>,
 }
 
 impl Default for TransportConfig {
@@ -61,6 +64,7 @@ impl Default for TransportConfig {
             listen: None,
             peers: BTreeMap::new(),
             routes_max: ROUTES_MAX,
+            client_keys: None,
         }
     }
 }
@@ -166,6 +170,7 @@ struct Inner {
     endpoint: quinn::Endpoint,
     peers: BTreeMap<NodeId, SocketAddr>,
     routes_max: usize,
+    client_keys: Option<crate::ClientKeyring>,
     links: Mutex<BTreeMap<NodeId, Link>>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -217,6 +222,7 @@ impl Transport {
             endpoint,
             peers: config.peers,
             routes_max: config.routes_max,
+            client_keys: config.client_keys,
             links: Mutex::new(BTreeMap::new()),
             inbound,
             counters: Counters::default(),
@@ -452,6 +458,21 @@ async fn accept_one(inner: Arc<Inner>, incoming: quinn::Incoming) {
         }
     };
     bump(&inner.counters.connections_accepted);
+    if let (NodeId::Client(client), Some(keyring)) = (peer, &inner.client_keys) {
+        let leaf = connection
+            .peer_identity()
+            .and_then(|any| {
+                any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                    .ok()
+            })
+            .and_then(|chain| chain.first().cloned());
+        if !leaf.is_some_and(|cert| keyring.learn(client, &cert)) {
+            tracing::warn!(
+                ?peer,
+                "a client certificate without an ed25519 key: its requests cannot be checked"
+            );
+        }
+    }
     if !inner.peers.contains_key(&peer) && !route_to(&inner, peer, &connection) {
         tracing::warn!(?peer, "connection refused: too many clients connected");
         bump(&inner.counters.routes_refused);

@@ -46,6 +46,10 @@ pub enum ConnectError {
     /// The endpoint did not start.
     #[error(transparent)]
     Net(#[from] eve_net::NetError),
+    /// The cluster tolerates Byzantine replicas (`r >= 1`), so requests must be signed, and
+    /// the client's key cannot sign them.
+    #[error("requests must be signed (r >= 1): {0}")]
+    Signer(#[from] eve_net::SignerError),
 }
 
 /// A connection to a cluster, calling one operation at a time (open several clients, each with
@@ -91,7 +95,12 @@ impl EveClient {
             ..Default::default()
         };
         let (transport, inbound) = Transport::start(&identity, config)?;
-        let logic = Client::resume(id, &spec.config, next);
+        let mut logic = Client::resume(id, &spec.config, next);
+        if spec.config.sizes().client_reply_quorum > 1 {
+            // r >= 1: replicas check that each request is this client's, whoever relays it.
+            let signer = eve_net::Ed25519Signer::from_credentials(credentials)?;
+            logic = logic.with_signer(std::sync::Arc::new(signer), &spec.config);
+        }
         let (completions_tx, completions) = mpsc::unbounded_channel();
         let (runner, commands) =
             Runner::new(logic, transport.clone(), inbound, None, NodeClock::start());

@@ -199,11 +199,13 @@ impl LoadedConfig {
             })
         })?;
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let spec = file.cluster.spec().map_err(fail)?;
-        file.check_roles(&spec).map_err(fail)?;
+        // Checked before the CA is read, so that a bad setting is named first.
+        file.cluster.spec().map_err(fail)?;
         let ca_path = dir.join(&file.tls.ca);
         let ca_pem = std::fs::read_to_string(&ca_path)
             .map_err(|e| fail(format!("tls.ca: cannot read {}: {e}", ca_path.display())))?;
+        let spec = file.cluster.spec_of(cluster_id(&ca_pem)).map_err(fail)?;
+        file.check_roles(&spec).map_err(fail)?;
         Ok(Self {
             file,
             spec,
@@ -229,9 +231,19 @@ impl LoadedConfig {
     }
 }
 
+/// A cluster's identity: the hash of its CA's certificate (clients sign it into requests).
+pub fn cluster_id(ca_pem: &str) -> eve_types::Digest {
+    eve_types::Digest(*blake3::hash(ca_pem.trim().as_bytes()).as_bytes())
+}
+
 impl ClusterSection {
-    /// The cluster configuration and addresses, checked.
+    /// The cluster configuration and addresses, checked (with no cluster id).
     pub fn spec(&self) -> Result<ClusterSpec, String> {
+        self.spec_of(eve_types::Digest::ZERO)
+    }
+
+    /// The cluster configuration and addresses of the cluster `id`, checked.
+    pub fn spec_of(&self, id: eve_types::Digest) -> Result<ClusterSpec, String> {
         let mode = match self.mode {
             Mode::Eve => ReplicationMode::Eve {
                 u: self.u,
@@ -240,6 +252,7 @@ impl ClusterSection {
             Mode::PrimaryBackup => ReplicationMode::PrimaryBackup,
         };
         let mut config = ClusterConfig::new(mode);
+        config.cluster_id = id;
         let s = &self.settings;
         macro_rules! set {
             ($($field:ident),*) => {$(

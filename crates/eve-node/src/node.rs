@@ -188,7 +188,8 @@ impl NodeBuilder {
             if !self.spec.replicas().any(|r| r == me) {
                 return Err(NodeError::NotAMember(me));
             }
-            let (transport, inbound) = self.transport(me, &credentials)?;
+            let keyring = eve_net::ClientKeyring::default();
+            let (transport, inbound) = self.transport(me, &credentials, Some(keyring.clone()))?;
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
             node.histograms = Some(exec.histograms.clone());
@@ -196,7 +197,8 @@ impl NodeBuilder {
             let logic = match self.restarted {
                 Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
                 None => ReplicaLogic::new(id, &config),
-            };
+            }
+            .with_request_verifier(std::sync::Arc::new(keyring));
             let (runner, commands) =
                 Runner::new(logic, transport.clone(), inbound, Some(exec), clock);
             node.tasks
@@ -209,7 +211,7 @@ impl NodeBuilder {
             if !self.spec.verifiers().any(|v| v == me) {
                 return Err(NodeError::NotAMember(me));
             }
-            let (transport, inbound) = self.transport(me, &credentials)?;
+            let (transport, inbound) = self.transport(me, &credentials, None)?;
             let logic = match self.restarted {
                 Some(nonce) => Verifier::restart(id, config.clone(), nonce),
                 None => Verifier::new(id, config.clone()),
@@ -227,11 +229,13 @@ impl NodeBuilder {
         &self,
         me: NodeId,
         credentials: &Credentials,
+        client_keys: Option<eve_net::ClientKeyring>,
     ) -> Result<(Transport, mpsc::Receiver<eve_net::Inbound>), NodeError> {
         let identity = TlsIdentity::new(me, credentials)?;
         let config = TransportConfig {
             listen: Some(self.spec.addresses[&me]),
             peers: self.spec.peers_of(me),
+            client_keys,
             ..Default::default()
         };
         Ok(Transport::start(&identity, config)?)

@@ -253,3 +253,61 @@ async fn a_flooding_client_is_held_back_while_others_are_served() {
         node.shutdown().await;
     }
 }
+
+/// With r = 1 a request counts only with its client's signature: a Byzantine replica (here a
+/// process holding replica 1's certificate) relays a request in client 1's name with a request
+/// number near the top. The primary drops it (counted), and client 1's own requests, signed
+/// with the key its certificate holds, still commit: nothing made them stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_r_1_a_relayed_request_its_client_did_not_sign_is_dropped() {
+    use eve_agreement::Message;
+    use eve_net::{TlsIdentity, Transport, TransportConfig};
+    use eve_types::{Request, RequestNo};
+
+    let spec = spec(ReplicationMode::Eve { u: 1, r: 1 });
+    let ca = ClusterCa::generate("test").unwrap();
+    let nodes = start_cluster(&spec, &ca);
+    let liar = NodeId::Replica(ReplicaId(1));
+    let identity = TlsIdentity::new(liar, &ca.issue(liar).unwrap()).unwrap();
+    let primary = NodeId::Replica(ReplicaId(0));
+    let (transport, _inbound) = Transport::start(
+        &identity,
+        TransportConfig {
+            listen: None,
+            peers: [(primary, spec.addresses[&primary])].into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let forged = Request::new(ClientId(1), RequestNo(u64::MAX - 1), put("k", "forged")).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let dropped = loop {
+        let _ = transport.send(primary, &Message::Request(forged.clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let status = nodes[0].status().await;
+        let unsigned = status[0]
+            .drops
+            .iter()
+            .find(|(reason, _)| *reason == "unsigned-request")
+            .map_or(0, |(_, n)| *n);
+        if unsigned > 0 {
+            break unsigned;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never dropped");
+    };
+    assert!(dropped > 0);
+    let id = ClientId(1);
+    let client = EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap()).unwrap();
+    client.call(put("k", "real")).await.unwrap();
+    let read = client.call(get("k")).await.unwrap();
+    assert_eq!(
+        value(&read),
+        Some("real".to_owned()),
+        "the forgery never ran"
+    );
+    client.close().await;
+    transport.close().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

@@ -162,6 +162,8 @@ pub struct Cluster {
     checks: Checks,
     reference: Reference,
     report: RunReport,
+    /// Checks the clients' signatures for every replica.
+    auth: std::sync::Arc<eve_agreement::auth::KeyedHashAuth>,
     /// The first batch a Byzantine primary withheld that no correct replica has committed
     /// yet, and when (the start of a stall it caused).
     withheld: Option<(eve_types::BatchSeq, Time)>,
@@ -185,6 +187,11 @@ impl Cluster {
         let sizes = config.sizes();
         let seed = scenario.seed;
         let byzantine_replica = ReplicaId(scenario.faults.byzantine_replica % sizes.n_exec as u32);
+        // The clients' signing secrets (used with r >= 1); no replica learns them.
+        let auth = std::sync::Arc::new(eve_agreement::auth::KeyedHashAuth::new(
+            seed,
+            (1..=scenario.clients as u64).map(eve_types::ClientId),
+        ));
         let replicas = (0..sizes.n_exec as u32)
             .map(|i| {
                 let id = ReplicaId(i);
@@ -194,7 +201,9 @@ impl Cluster {
                 ReplicaNode {
                     id,
                     executed: BTreeMap::new(),
-                    driver: Driver::new(ReplicaLogic::new(id, &config)),
+                    driver: Driver::new(
+                        ReplicaLogic::new(id, &config).with_request_verifier(auth.clone()),
+                    ),
                     exec: new_executor(&scenario, &config, id, 0),
                     up: true,
                     incarnation: 0,
@@ -213,7 +222,11 @@ impl Cluster {
             .collect();
         let clients = (0..scenario.clients)
             .map(|i| ClientNode {
-                driver: Driver::new(Client::new(eve_types::ClientId(i as u64 + 1), &config)),
+                driver: Driver::new({
+                    let id = eve_types::ClientId(i as u64 + 1);
+                    let signer = auth.signer(id).expect("every client has a secret");
+                    Client::new(id, &config).with_signer(std::sync::Arc::new(signer), &config)
+                }),
                 rng: SplitMix64::new(splitmix64(seed ^ 0xc11e47 ^ i as u64)),
                 remaining: scenario.ops_per_client,
                 current: None,
@@ -239,6 +252,7 @@ impl Cluster {
             reference: Reference::default(),
             report,
             withheld: None,
+            auth,
             trace: blake3::Hasher::new(),
             log: None,
             log_contents: false,
@@ -756,7 +770,8 @@ impl Cluster {
         node.busy_until = self.now;
         self.report.counts.restarts += 1;
         self.checks.forget_replica(replica);
-        let logic = ReplicaLogic::restart(replica, &self.config, nonce);
+        let logic = ReplicaLogic::restart(replica, &self.config, nonce)
+            .with_request_verifier(self.auth.clone());
         let mut io = self.io();
         self.replicas[replica.0 as usize]
             .driver
@@ -919,6 +934,8 @@ impl Cluster {
                 match byzantine {
                     Some(kind) => {
                         let is_token = matches!(msg, Message::Verify { .. });
+                        let is_forgeable =
+                            matches!(msg, Message::ExecuteBatch(_) | Message::Request(_));
                         let withheld_msg = match &msg {
                             Message::ExecuteBatch(_) => msg.clone(),
                             _ => Message::QueryCommitted,
@@ -927,6 +944,9 @@ impl Cluster {
                             Some(msg) => {
                                 if kind == Byzantine::FutureTokens && is_token {
                                     self.report.counts.future_tokens += 1;
+                                }
+                                if kind == Byzantine::ForgedRequests && is_forgeable {
+                                    self.report.counts.forged_requests += 1;
                                 }
                                 msg
                             }
@@ -1192,6 +1212,17 @@ fn tamper(
         }
         (Byzantine::GapBatches, Message::ExecuteBatch(batch)) if batch.seq.0 % 4 == 2 => {
             return None;
+        }
+        (Byzantine::ForgedRequests, Message::ExecuteBatch(mut batch)) => {
+            if let Some(request) = batch.requests.last_mut() {
+                request.op = Bytes::from_static(b"forged");
+            }
+            Message::ExecuteBatch(batch)
+        }
+        (Byzantine::ForgedRequests, Message::Request(mut request)) => {
+            request.request_no = eve_types::RequestNo(u64::MAX - 1);
+            request.op = Bytes::from_static(b"forged");
+            Message::Request(request)
         }
         (Byzantine::FutureTokens, Message::Verify { view, seq, token }) => Message::Verify {
             view,

@@ -54,6 +54,8 @@ pub struct Exercised {
     pub future_tokens: u64,
     /// Messages of a Byzantine replica colluding with the network, delivered first.
     pub colluding_deliveries: u64,
+    /// Batches and relayed requests in which a Byzantine replica forged a request.
+    pub forged_requests: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
     /// Released replies judged against a sequential replay of the committed batches.
@@ -91,6 +93,7 @@ impl Exercised {
         self.batches_withheld += other.batches_withheld;
         self.future_tokens += other.future_tokens;
         self.colluding_deliveries += other.colluding_deliveries;
+        self.forged_requests += other.forged_requests;
         self.stalls_reported += other.stalls_reported;
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;

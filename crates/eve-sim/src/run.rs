@@ -63,11 +63,12 @@ pub struct Summary {
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
-const BYZANTINE_COUNTS: [&str; 4] = [
+const BYZANTINE_COUNTS: [&str; 5] = [
     "Byzantine primaries",
     "batches withheld by a Byzantine primary (gaps)",
     "tokens for batches nobody ordered",
     "messages of a colluding Byzantine replica delivered first",
+    "batches and relayed requests with a forged request",
 ];
 
 impl Summary {
@@ -94,7 +95,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 19] {
+    pub fn exercised(&self) -> [(&'static str, u64); 20] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -129,6 +130,10 @@ impl Summary {
             (
                 "messages of a colluding Byzantine replica delivered first",
                 self.counts.colluding_deliveries,
+            ),
+            (
+                "batches and relayed requests with a forged request",
+                self.counts.forged_requests,
             ),
             (
                 "stalls reported after every replica lost its state",

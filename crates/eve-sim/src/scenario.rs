@@ -19,6 +19,10 @@ pub enum Byzantine {
     /// Sends verifiers its tokens under later sequence numbers inside the window, for batches
     /// nobody ordered.
     FutureTokens,
+    /// Forges requests: as primary it rewrites the operation of a request in every batch it
+    /// sends; as a backup it relays, in place of a client's request, one in that client's name
+    /// with a request number near the top that the client never signed.
+    ForgedRequests,
 }
 
 /// What a fault window does to the node it strikes.
@@ -228,10 +232,15 @@ impl Scenario {
             faults.byzantine_replica = rng.below(n_exec) as u32;
             // The later kinds are drawn apart from `rng`, so that the other faults of a seed
             // stay what they were.
-            let later = eve_types::splitmix64(seed ^ 0x6279_7a61_6e74_696e) % 5;
+            let later = eve_types::splitmix64(seed ^ 0x6279_7a61_6e74_696e) % 6;
             if later >= 3 {
-                faults.byzantine =
-                    Some([Byzantine::GapBatches, Byzantine::FutureTokens][later as usize - 3]);
+                faults.byzantine = Some(
+                    [
+                        Byzantine::GapBatches,
+                        Byzantine::FutureTokens,
+                        Byzantine::ForgedRequests,
+                    ][later as usize - 3],
+                );
             }
             faults.colluding = eve_types::splitmix64(seed ^ 0x636f_6c6c_7564_6573) & 1 == 1;
             // The Byzantine replica is one of the u faulty replicas.

@@ -63,6 +63,11 @@ pub struct ClusterConfig {
     /// spare clients a retransmission when the primary fails between committing and replying.
     #[serde(default)]
     pub reply_from_every_replica: bool,
+    /// The cluster's identity, which clients sign into every request (with `r >= 1`) so that
+    /// a request cannot be replayed in another cluster. The node derives it from the cluster
+    /// CA's certificate.
+    #[serde(default)]
+    pub cluster_id: crate::Digest,
 }
 
 impl ClusterConfig {
@@ -81,6 +86,7 @@ impl ClusterConfig {
             merkle_bucket_bits: 16,
             object_value_bytes_max: 1024 * 1024,
             reply_from_every_replica: false,
+            cluster_id: crate::Digest::ZERO,
         }
     }
 

@@ -14,6 +14,48 @@ pub struct Request {
     pub request_no: RequestNo,
     /// The operation, in the application's own encoding.
     pub op: Bytes,
+    /// The client's signature over [`signing_payload`](Self::signing_payload), required when
+    /// the cluster tolerates Byzantine replicas (`r >= 1`) and absent otherwise.
+    pub signature: Option<RequestSignature>,
+}
+
+/// A 64-byte signature of a request by its client (ed25519 in the node).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestSignature(pub [u8; 64]);
+
+impl std::fmt::Debug for RequestSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RequestSignature(")?;
+        for byte in &self.0[..8] {
+            write!(f, "{byte:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+impl Serialize for RequestSignature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestSignature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RequestSignature;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+                let bytes: [u8; 64] = bytes
+                    .try_into()
+                    .map_err(|_| E::invalid_length(bytes.len(), &self))?;
+                Ok(RequestSignature(bytes))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
 }
 
 impl Request {
@@ -27,9 +69,23 @@ impl Request {
             client,
             request_no,
             op: op.into(),
+            signature: None,
         };
         request.check()?;
         Ok(request)
+    }
+
+    /// The bytes a client signs: a domain tag, the cluster's id (so a request of one cluster
+    /// cannot be replayed in another), the client, the request number and the operation.
+    pub fn signing_payload(&self, cluster: &crate::Digest) -> Vec<u8> {
+        const TAG: &[u8] = b"eve/request/v1";
+        let mut payload = Vec::with_capacity(TAG.len() + 32 + 16 + self.op.len());
+        payload.extend_from_slice(TAG);
+        payload.extend_from_slice(&cluster.0);
+        payload.extend_from_slice(&self.client.0.to_le_bytes());
+        payload.extend_from_slice(&self.request_no.0.to_le_bytes());
+        payload.extend_from_slice(&self.op);
+        payload
     }
 
     /// Checks a request that arrived from outside (a decoded message) against the limits.
@@ -115,6 +171,26 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("OP_BYTES_MAX"));
+    }
+
+    #[test]
+    fn a_signature_round_trips_and_the_payload_binds_every_field() {
+        let mut request = Request::new(ClientId(7), RequestNo(9), &b"op"[..]).unwrap();
+        request.signature = Some(RequestSignature([5; 64]));
+        let bytes = postcard::to_allocvec(&request).unwrap();
+        assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), request);
+        let cluster = crate::Digest([1; 32]);
+        let base = request.signing_payload(&cluster);
+        let mut other = request.clone();
+        other.client = ClientId(8);
+        assert_ne!(other.signing_payload(&cluster), base);
+        let mut other = request.clone();
+        other.request_no = RequestNo(10);
+        assert_ne!(other.signing_payload(&cluster), base);
+        let mut other = request.clone();
+        other.op = Bytes::from_static(b"oq");
+        assert_ne!(other.signing_payload(&cluster), base);
+        assert_ne!(request.signing_payload(&crate::Digest([2; 32])), base);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::requests::ReplyTable;
 use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{
-    BatchSeq, ClientId, QuorumSizes, ReplicaId, Reply, RequestNo, ValidConfig, VerifierId, View,
+    BatchSeq, ClientId, QuorumSizes, ReplicaId, Reply, Request, RequestNo, ValidConfig, VerifierId,
+    View,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -126,6 +127,9 @@ pub struct ReplicaCounters {
 pub struct Replica {
     id: ReplicaId,
     config: ValidConfig,
+    /// Checks clients' signatures; with `r >= 1` a request is accepted only with a valid one
+    /// (see [`Replica::with_request_verifier`]), with `r = 0` nothing is checked.
+    request_verifier: Option<std::sync::Arc<dyn crate::auth::RequestVerifier>>,
     sizes: QuorumSizes,
     view: View,
     /// In which views this replica may order batches.
@@ -196,6 +200,7 @@ impl Replica {
         Self {
             id,
             config,
+            request_verifier: None,
             sizes,
             view: View(0),
             lead_floor: LeadFloor::Any,
@@ -241,6 +246,32 @@ impl Replica {
         };
         replica.state_is_committed = false;
         replica
+    }
+
+    /// Checks clients' signatures with `verifier`. With `r >= 1` a replica without one
+    /// refuses every request (counted as `unknown-client-key`): relayed requests are taken on
+    /// no one's word.
+    pub fn with_request_verifier(
+        mut self,
+        verifier: std::sync::Arc<dyn crate::auth::RequestVerifier>,
+    ) -> Self {
+        self.request_verifier = Some(verifier);
+        self
+    }
+
+    /// Why `requests` may not be ordered or executed, if one of them may not: with `r >= 1`,
+    /// the first verdict that is not [`Verdict::Valid`](crate::auth::Verdict::Valid).
+    pub(super) fn signature_refusal(&self, requests: &[&Request]) -> Option<crate::auth::Verdict> {
+        if self.sizes.client_reply_quorum == 1 || requests.is_empty() {
+            return None;
+        }
+        let Some(verifier) = &self.request_verifier else {
+            return Some(crate::auth::Verdict::UnknownClient);
+        };
+        verifier
+            .verify(&self.config.cluster_id, requests)
+            .into_iter()
+            .find(|v| *v != crate::auth::Verdict::Valid)
     }
 
     /// Whether the replica's state is known to be its committed version's (not after a

@@ -34,6 +34,14 @@ impl Replica {
             }
             Seen::New => {}
         }
+        // With r >= 1, whoever relays it: only its client's signature makes a request real (a
+        // forged one in a client's name, or one whose operation was rewritten, is dropped).
+        if let Some(verdict) = self.signature_refusal(&[&request]) {
+            self.counters
+                .drops
+                .count(verdict.drop_reason().expect("not valid"));
+            return;
+        }
         // A backup forwards a retransmission even of a request it holds in a batch: that batch
         // may never execute (a primary that left a gap before it), and the watch on the
         // forwarded request is what makes the backup suspect such a primary.
@@ -133,6 +141,22 @@ impl Replica {
         if !valid {
             self.counters.drops.count("invalid-batch");
             return;
+        }
+        let requests: Vec<&Request> = batch.requests.iter().collect();
+        match self.signature_refusal(&requests) {
+            None => {}
+            Some(crate::auth::Verdict::UnknownClient) => {
+                // Perhaps only this replica lacks the key: it falls behind and catches up.
+                self.counters.drops.count("batch-of-an-unknown-client");
+                return;
+            }
+            Some(_) => {
+                // A primary ordered a request its client did not sign: it lies.
+                self.counters.drops.count("batch-with-a-forged-request");
+                self.counters.suspicions += 1;
+                self.send_verifiers(Message::Suspect { view: self.view });
+                return;
+            }
         }
         self.accept_batch(batch);
         self.arm_progress(now);

@@ -117,6 +117,11 @@ pub const fn verifier(i: u32) -> NodeId {
     NodeId::Verifier(VerifierId(i))
 }
 
+/// The clients' signing secrets in a run with `clients` clients (numbered from 1).
+pub fn auth(clients: usize) -> eve_agreement::auth::KeyedHashAuth {
+    eve_agreement::auth::KeyedHashAuth::new(7, (1..=clients as u64).map(ClientId))
+}
+
 pub fn lose_nothing() -> Filter {
     Box::new(|_, _, _| Fate::Deliver)
 }
@@ -124,9 +129,11 @@ pub fn lose_nothing() -> Filter {
 impl Net {
     pub fn new(config: ValidConfig, client_count: usize) -> Self {
         let sizes = config.sizes();
+        let auth = std::sync::Arc::new(auth(client_count));
         let replicas = (0..sizes.n_exec as u32)
             .map(|i| ReplicaNode {
-                logic: Replica::new(ReplicaId(i), config.clone()),
+                logic: Replica::new(ReplicaId(i), config.clone())
+                    .with_request_verifier(auth.clone()),
                 exec: executor(&config),
                 up: true,
                 incarnation: 0,
@@ -136,7 +143,13 @@ impl Net {
             .map(|i| Verifier::new(VerifierId(i), config.clone()))
             .collect();
         let clients = (0..client_count as u64)
-            .map(|i| Client::new(ClientId(i + 1), &config))
+            .map(|i| {
+                let signer = auth
+                    .signer(ClientId(i + 1))
+                    .expect("every client has a secret");
+                Client::new(ClientId(i + 1), &config)
+                    .with_signer(std::sync::Arc::new(signer), &config)
+            })
             .collect();
         let mut net = Self {
             now: Time(1_000),
@@ -178,8 +191,9 @@ impl Net {
     }
 
     fn restart_replica_on(&mut self, i: u32, logic: Replica, exec: ReplicaExecutor<KvStore>) {
+        let verifier = std::sync::Arc::new(auth(self.clients.len()));
         let node = &mut self.replicas[i as usize];
-        node.logic = logic;
+        node.logic = logic.with_request_verifier(verifier);
         node.exec = exec;
         node.up = true;
         node.incarnation += 1;

@@ -1,0 +1,191 @@
+//! Clients' request signatures in the node (with `r >= 1`): a client signs each request with
+//! the ed25519 key its certificate holds, and a replica checks it under the key it learned from
+//! that certificate when the client connected. One identity per client: the certificate the
+//! cluster CA signed. Requests a replica must check from a client that never connected to it
+//! (relayed ones) wait for that client's connection: clients dial every replica at start.
+
+use crate::certs::Credentials;
+use eve_agreement::auth::{RequestSigner, RequestVerifier, Verdict};
+use eve_types::{ClientId, Digest, Request, RequestSignature};
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use rustls::pki_types::CertificateDer;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// The object identifier of ed25519 keys (RFC 8410), 1.3.101.112.
+const ED25519_OID: &str = "1.3.101.112";
+
+/// The ed25519 public keys of the clients that connected, by client: filled by the transport
+/// as clients connect, read by the replica's logic to check signatures. Cheap to clone; every
+/// clone is the same keyring.
+#[derive(Clone, Debug, Default)]
+pub struct ClientKeyring {
+    keys: Arc<RwLock<BTreeMap<ClientId, [u8; 32]>>>,
+}
+
+impl ClientKeyring {
+    /// Learns client `id`'s key from its certificate (already checked against the CA by the
+    /// TLS handshake). Returns whether the certificate holds an ed25519 key.
+    pub fn learn(&self, id: ClientId, cert: &CertificateDer<'_>) -> bool {
+        let Some(key) = ed25519_key_of(cert) else {
+            return false;
+        };
+        self.keys
+            .write()
+            .expect("the keyring lock is never poisoned")
+            .insert(id, key);
+        true
+    }
+
+    /// Clients whose keys are known.
+    pub fn len(&self) -> usize {
+        self.keys.read().expect("never poisoned").len()
+    }
+
+    /// Whether no key is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RequestVerifier for ClientKeyring {
+    fn verify(&self, cluster: &Digest, requests: &[&Request]) -> Vec<Verdict> {
+        let keys = self.keys.read().expect("never poisoned");
+        requests
+            .iter()
+            .map(|request| {
+                let Some(signature) = &request.signature else {
+                    return Verdict::Unsigned;
+                };
+                let Some(key) = keys.get(&request.client) else {
+                    return Verdict::UnknownClient;
+                };
+                let payload = request.signing_payload(cluster);
+                match UnparsedPublicKey::new(&ED25519, key).verify(&payload, &signature.0) {
+                    Ok(()) => Verdict::Valid,
+                    Err(_) => Verdict::Forged,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The ed25519 public key a certificate holds, if it holds one.
+pub fn ed25519_key_of(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let spki = parsed.public_key();
+    if spki.algorithm.algorithm.to_id_string() != ED25519_OID {
+        return None;
+    }
+    spki.subject_public_key.data.as_ref().try_into().ok()
+}
+
+/// Signs a client's requests with the ed25519 key of its credentials.
+pub struct Ed25519Signer {
+    key: Ed25519KeyPair,
+}
+
+/// A client's key cannot sign requests.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    /// The key is not PEM-encoded PKCS#8.
+    #[error("the client's key is not a PEM PKCS#8 private key")]
+    NotPkcs8,
+    /// The key is not ed25519 (clients need one when the cluster tolerates Byzantine
+    /// replicas; `eve-node init` makes them so).
+    #[error("the client's key is not an ed25519 key: {0}")]
+    NotEd25519(String),
+}
+
+impl Ed25519Signer {
+    /// The signer of the client whose credentials these are.
+    pub fn from_credentials(credentials: &Credentials) -> Result<Self, SignerError> {
+        use rustls::pki_types::pem::PemObject;
+        let der =
+            rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(credentials.key_pem.as_bytes())
+                .map_err(|_| SignerError::NotPkcs8)?;
+        let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .map_err(|e| SignerError::NotEd25519(e.to_string()))?;
+        Ok(Self { key })
+    }
+
+    /// The public key, as a certificate of this client holds it.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key
+            .public_key()
+            .as_ref()
+            .try_into()
+            .expect("ed25519 public keys are 32 bytes")
+    }
+}
+
+impl RequestSigner for Ed25519Signer {
+    fn sign(&self, payload: &[u8]) -> RequestSignature {
+        let signature = self.key.sign(payload);
+        RequestSignature(
+            signature
+                .as_ref()
+                .try_into()
+                .expect("ed25519 signatures are 64 bytes"),
+        )
+    }
+}
+
+impl std::fmt::Debug for Ed25519Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ed25519Signer").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClusterCa;
+    use eve_agreement::NodeId;
+    use eve_types::RequestNo;
+    use rustls::pki_types::pem::PemObject;
+
+    fn cert_der(credentials: &Credentials) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(credentials.cert_pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_request_signed_with_a_clients_key_checks_under_its_certificate_only() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let c1 = ca.issue(NodeId::Client(ClientId(1))).unwrap();
+        let c2 = ca.issue(NodeId::Client(ClientId(2))).unwrap();
+        let keyring = ClientKeyring::default();
+        assert!(keyring.learn(ClientId(1), &cert_der(&c1)));
+        let signer = Ed25519Signer::from_credentials(&c1).unwrap();
+        assert_eq!(Some(signer.public_key()), ed25519_key_of(&cert_der(&c1)));
+        let cluster = Digest([9; 32]);
+        let mut request = Request::new(ClientId(1), RequestNo(3), &b"op"[..]).unwrap();
+        let verdict = |r: &Request| keyring.verify(&cluster, &[r])[0];
+        assert_eq!(verdict(&request), Verdict::Unsigned);
+        request.signature = Some(signer.sign(&request.signing_payload(&cluster)));
+        assert_eq!(verdict(&request), Verdict::Valid);
+        let mut altered = request.clone();
+        altered.request_no = RequestNo(u64::MAX);
+        assert_eq!(verdict(&altered), Verdict::Forged);
+        let mut other = request.clone();
+        other.client = ClientId(2);
+        assert_eq!(verdict(&other), Verdict::UnknownClient);
+        assert!(keyring.learn(ClientId(2), &cert_der(&c2)));
+        assert_eq!(
+            verdict(&other),
+            Verdict::Forged,
+            "signed by client 1, not 2"
+        );
+    }
+
+    #[test]
+    fn a_replica_certificate_holds_no_client_signing_key() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let replica = ca.issue(NodeId::Replica(eve_types::ReplicaId(0))).unwrap();
+        assert_eq!(ed25519_key_of(&cert_der(&replica)), None);
+        assert!(matches!(
+            Ed25519Signer::from_credentials(&replica),
+            Err(SignerError::NotEd25519(_))
+        ));
+    }
+}
