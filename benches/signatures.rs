@@ -37,6 +37,35 @@ fn bench(c: &mut Criterion) {
         b.iter(|| keyring.verify(black_box(&cluster), &[black_box(&request)]))
     });
     group.finish();
+
+    // A batch's worth of requests from 32 clients, checked together as a backup checks a
+    // batch: the time per request.
+    let batch: Vec<Request> = (2..34)
+        .map(|c| {
+            let id = ClientId(c);
+            let credentials = ca.issue(NodeId::Client(id)).expect("a client certificate");
+            let cert =
+                CertificateDer::from_pem_slice(credentials.cert_pem.as_bytes()).expect("PEM");
+            assert!(keyring.learn(id, &cert));
+            let signer = Ed25519Signer::from_credentials(&credentials).expect("an ed25519 key");
+            let mut request = Request::new(id, RequestNo(1), vec![b'x'; 64]).expect("small");
+            request.signature = Some(signer.sign(&request.signing_payload(&cluster)));
+            request
+        })
+        .collect();
+    let refs: Vec<&Request> = batch.iter().collect();
+    assert!(
+        keyring
+            .verify(&cluster, &refs)
+            .iter()
+            .all(|v| *v == Verdict::Valid)
+    );
+    let mut group = c.benchmark_group("request signatures, 32 checked together");
+    group.throughput(Throughput::Elements(refs.len() as u64));
+    group.bench_function("verify", |b| {
+        b.iter(|| keyring.verify(black_box(&cluster), black_box(&refs)))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

@@ -5,9 +5,10 @@
 //! (relayed ones) wait for that client's connection: clients dial every replica at start.
 
 use crate::certs::Credentials;
+use ed25519_dalek::{Signature, VerifyingKey};
 use eve_agreement::auth::{RequestSigner, RequestVerifier, Verdict};
 use eve_types::{ClientId, Digest, Request, RequestSignature};
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use rustls::pki_types::CertificateDer;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -20,14 +21,14 @@ const ED25519_OID: &str = "1.3.101.112";
 /// clone is the same keyring.
 #[derive(Clone, Debug, Default)]
 pub struct ClientKeyring {
-    keys: Arc<RwLock<BTreeMap<ClientId, [u8; 32]>>>,
+    keys: Arc<RwLock<BTreeMap<ClientId, VerifyingKey>>>,
 }
 
 impl ClientKeyring {
     /// Learns client `id`'s key from its certificate (already checked against the CA by the
     /// TLS handshake). Returns whether the certificate holds an ed25519 key.
     pub fn learn(&self, id: ClientId, cert: &CertificateDer<'_>) -> bool {
-        let Some(key) = ed25519_key_of(cert) else {
+        let Some(key) = ed25519_key_of(cert).and_then(|k| VerifyingKey::from_bytes(&k).ok()) else {
             return false;
         };
         self.keys
@@ -49,24 +50,39 @@ impl ClientKeyring {
 }
 
 impl RequestVerifier for ClientKeyring {
+    /// Checks the signed requests of known clients together (ed25519 batch verification,
+    /// about half the cost of checking each); if the batch fails, each one alone, to tell the
+    /// forgeries from the rest.
     fn verify(&self, cluster: &Digest, requests: &[&Request]) -> Vec<Verdict> {
         let keys = self.keys.read().expect("never poisoned");
-        requests
-            .iter()
-            .map(|request| {
-                let Some(signature) = &request.signature else {
-                    return Verdict::Unsigned;
-                };
-                let Some(key) = keys.get(&request.client) else {
-                    return Verdict::UnknownClient;
-                };
-                let payload = request.signing_payload(cluster);
-                match UnparsedPublicKey::new(&ED25519, key).verify(&payload, &signature.0) {
-                    Ok(()) => Verdict::Valid,
-                    Err(_) => Verdict::Forged,
+        let mut verdicts = Vec::with_capacity(requests.len());
+        // (position, payload, signature, key) of every request left to check.
+        let mut pending = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            verdicts.push(match (&request.signature, keys.get(&request.client)) {
+                (None, _) => Verdict::Unsigned,
+                (Some(_), None) => Verdict::UnknownClient,
+                (Some(signature), Some(key)) => {
+                    let signature = Signature::from_bytes(&signature.0);
+                    pending.push((i, request.signing_payload(cluster), signature, *key));
+                    Verdict::Valid
                 }
-            })
-            .collect()
+            });
+        }
+        let together = pending.len() > 1 && {
+            let payloads: Vec<&[u8]> = pending.iter().map(|p| p.1.as_slice()).collect();
+            let signatures: Vec<Signature> = pending.iter().map(|p| p.2).collect();
+            let keys: Vec<VerifyingKey> = pending.iter().map(|p| p.3).collect();
+            ed25519_dalek::verify_batch(&payloads, &signatures, &keys).is_ok()
+        };
+        if !together {
+            for (i, payload, signature, key) in &pending {
+                if key.verify_strict(payload, signature).is_err() {
+                    verdicts[*i] = Verdict::Forged;
+                }
+            }
+        }
+        verdicts
     }
 }
 
@@ -187,5 +203,30 @@ mod tests {
             Ed25519Signer::from_credentials(&replica),
             Err(SignerError::NotEd25519(_))
         ));
+    }
+
+    #[test]
+    fn a_batch_with_one_forgery_is_told_apart_request_by_request() {
+        let ca = ClusterCa::generate("test").unwrap();
+        let keyring = ClientKeyring::default();
+        let cluster = Digest([1; 32]);
+        let mut requests = Vec::new();
+        for c in 1..=8 {
+            let credentials = ca.issue(NodeId::Client(ClientId(c))).unwrap();
+            assert!(keyring.learn(ClientId(c), &cert_der(&credentials)));
+            let signer = Ed25519Signer::from_credentials(&credentials).unwrap();
+            let mut request = Request::new(ClientId(c), RequestNo(c), &b"op"[..]).unwrap();
+            request.signature = Some(signer.sign(&request.signing_payload(&cluster)));
+            requests.push(request);
+        }
+        let all: Vec<&Request> = requests.iter().collect();
+        assert_eq!(keyring.verify(&cluster, &all), vec![Verdict::Valid; 8]);
+        requests[5].op = bytes::Bytes::from_static(b"rewritten");
+        requests[2].signature = None;
+        let all: Vec<&Request> = requests.iter().collect();
+        let mut expected = vec![Verdict::Valid; 8];
+        expected[5] = Verdict::Forged;
+        expected[2] = Verdict::Unsigned;
+        assert_eq!(keyring.verify(&cluster, &all), expected);
     }
 }
