@@ -936,9 +936,10 @@ impl Cluster {
                         let is_token = matches!(msg, Message::Verify { .. });
                         let is_forgeable =
                             matches!(msg, Message::ExecuteBatch(_) | Message::Request(_));
-                        let withheld_msg = match &msg {
-                            Message::ExecuteBatch(_) => msg.clone(),
-                            _ => Message::QueryCommitted,
+                        // The batch a withheld message would have carried (no copy of it).
+                        let batch_seq = match &msg {
+                            Message::ExecuteBatch(batch) => Some(batch.seq),
+                            _ => None,
                         };
                         match tamper(kind, id, n, to, msg, &mut self.rng) {
                             Some(msg) => {
@@ -952,10 +953,8 @@ impl Cluster {
                             }
                             None => {
                                 self.report.counts.batches_withheld += 1;
-                                if let (None, Message::ExecuteBatch(batch)) =
-                                    (self.withheld, &withheld_msg)
-                                {
-                                    self.withheld = Some((batch.seq, self.now));
+                                if let (None, Some(seq)) = (self.withheld, batch_seq) {
+                                    self.withheld = Some((seq, self.now));
                                 }
                                 return;
                             }
