@@ -214,6 +214,15 @@ pub enum Message {
         /// backup that restarted, or lost the last `Commit`, learns from it that it is behind.
         committed: Option<(BatchSeq, Token)>,
     },
+    /// Verifier to verifiers: batches after `committed` did not commit in time here (votes
+    /// get lost). Each peer answers with `Verified` for the batches it committed after it,
+    /// and repeats its `Prepare` and `Commit` votes of `view`.
+    Lagging {
+        /// The sender's view.
+        view: View,
+        /// The sender's last committed batch.
+        committed: BatchSeq,
+    },
 }
 
 impl Message {
@@ -238,6 +247,7 @@ impl Message {
             Message::Recover { .. } => "recover",
             Message::RecoverReply { .. } => "recover-reply",
             Message::Heartbeat { .. } => "heartbeat",
+            Message::Lagging { .. } => "lagging",
         }
     }
 

@@ -17,6 +17,11 @@ impl Time {
         Time(self.0.saturating_add(ms.saturating_mul(1000)))
     }
 
+    /// This time minus `ms` milliseconds (saturating at zero).
+    pub fn minus_ms(self, ms: u64) -> Time {
+        Time(self.0.saturating_sub(ms.saturating_mul(1000)))
+    }
+
     /// This time plus `us` microseconds (saturating).
     pub fn plus_us(self, us: u64) -> Time {
         Time(self.0.saturating_add(us))

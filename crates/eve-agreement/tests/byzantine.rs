@@ -80,6 +80,15 @@ fn one_replicas_token_for_an_unordered_batch_cannot_start_a_view_change() {
     let deadline = v.next_timeout().expect("r + 1 tokens start the timer");
     assert_eq!(deadline, later.plus_ms(timeout));
     v.handle_timeout(deadline);
+    assert_eq!(
+        view_changes(&mut v),
+        0,
+        "the first expiry asks the peers what this verifier missed"
+    );
+    assert_eq!(v.counters().catch_up_queries, 1);
+    let deadline = v.next_timeout().expect("the timer runs on");
+    assert_eq!(deadline, later.plus_ms(timeout + timeout / 2));
+    v.handle_timeout(deadline);
     assert!(
         view_changes(&mut v) > 0,
         "a batch that r + 1 replicas executed and that did not commit in time changes the view"
@@ -276,4 +285,55 @@ fn a_batch_with_a_rewritten_request_is_refused_and_its_primary_suspected() {
             .any(|o| matches!(o, Output::Exec(_))),
         "the real batch executes"
     );
+}
+
+/// Found by the simulator (seed 19591 of `--mode 1,1`): a verifier that lost the other
+/// verifiers' `Commit` votes for a batch, and all but one replica's token, had no commit timer
+/// (it runs from `r + 1` tokens) and nothing told it what it missed: it stayed behind for good,
+/// and a restarted replica asking where the cluster stands got answers no `r + 1` of which
+/// agreed. The prepare quorum it saw proves the batch real, so its timer runs; when it fires
+/// the verifier asks its peers and commits on the word of `r + 1` of them, without a view
+/// change.
+#[test]
+fn a_verifier_that_lost_the_commit_votes_catches_up_from_its_peers() {
+    let mut net = Net::new(config(1, 1), 1);
+    let lagging = NodeId::Verifier(VerifierId(2));
+    net.set_filter(harness::lose_if(move |from, to, msg| {
+        to == lagging
+            && match msg {
+                Message::Commit { .. } => true,
+                Message::Verify { .. } => from != NodeId::Replica(ReplicaId(0)),
+                _ => false,
+            }
+    }));
+    net.submit(0, put("k", "v"));
+    assert!(
+        net.run_until(50, |n| n.idle(0)),
+        "the others commit: {}",
+        net.describe()
+    );
+    assert_eq!(
+        net.verifiers[2].committed(),
+        BatchSeq(0),
+        "{}",
+        net.describe()
+    );
+    net.set_filter(harness::lose_nothing());
+    let timeout = net.config.verify_timeout_ms;
+    net.advance_ms(3 * timeout);
+    assert_eq!(
+        net.verifiers[2].committed(),
+        net.verifiers[0].committed(),
+        "the lagging verifier caught up: {}",
+        net.describe()
+    );
+    assert!(net.verifiers[2].counters().batches_caught_up >= 1);
+    for (i, v) in net.verifiers.iter().enumerate() {
+        assert_eq!(
+            v.view(),
+            View(0),
+            "verifier {i} changed view: {}",
+            net.describe()
+        );
+    }
 }

@@ -130,35 +130,56 @@ impl Verifier {
         self.sizes.client_reply_quorum - 1
     }
 
-    pub(super) fn on_prepare(&mut self, from: VerifierId, view: View, seq: BatchSeq, token: Token) {
+    pub(super) fn on_prepare(
+        &mut self,
+        now: Time,
+        from: VerifierId,
+        view: View,
+        seq: BatchSeq,
+        token: Token,
+    ) {
         if view != self.view || self.changing.is_some() {
             self.counters.drops.count("prepare-of-another-view");
             return;
         }
-        let quorum = self.sizes.verifier_quorum;
+        let (quorum, real) = (self.sizes.verifier_quorum, self.sizes.client_reply_quorum);
         let may_vote = self.may_vote();
         let Some(slot) = self.slot(seq) else {
             return;
         };
         let voters = slot.prepares.entry(token).or_default();
         voters.insert(from);
+        // `r + 1` votes: a correct verifier saw the token quorum, so the batch is real.
+        if voters.len() >= real {
+            slot.first_seen.get_or_insert(now);
+        }
         if voters.len() >= quorum && slot.sent_commit.is_none() && may_vote {
             slot.sent_commit = Some(token);
             self.send_verifiers(Message::Commit { view, seq, token });
         }
     }
 
-    pub(super) fn on_commit(&mut self, from: VerifierId, view: View, seq: BatchSeq, token: Token) {
+    pub(super) fn on_commit(
+        &mut self,
+        now: Time,
+        from: VerifierId,
+        view: View,
+        seq: BatchSeq,
+        token: Token,
+    ) {
         if view != self.view || self.changing.is_some() {
             self.counters.drops.count("commit-of-another-view");
             return;
         }
-        let quorum = self.sizes.verifier_quorum;
+        let (quorum, real) = (self.sizes.verifier_quorum, self.sizes.client_reply_quorum);
         let Some(slot) = self.slot(seq) else {
             return;
         };
         let voters = slot.commits.entry(token).or_default();
         voters.insert(from);
+        if voters.len() >= real {
+            slot.first_seen.get_or_insert(now);
+        }
         if voters.len() >= quorum && slot.committed.is_none() {
             slot.committed = Some(token);
             self.announce_commits();
@@ -166,7 +187,7 @@ impl Verifier {
     }
 
     /// Announces committed batches to execution replicas, in order without gaps.
-    fn announce_commits(&mut self) {
+    pub(super) fn announce_commits(&mut self) {
         while let Some(token) = self
             .slots
             .get(&self.committed.next())

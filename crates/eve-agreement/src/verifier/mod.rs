@@ -3,6 +3,7 @@
 //! quorum, when a batch does not commit in time, or when replicas suspect the primary.
 
 mod agreement;
+mod catch_up;
 mod recovery;
 mod view_change;
 
@@ -24,8 +25,11 @@ struct VSlot {
     /// The token this verifier sent `Commit` for: it is locked on it in this view.
     sent_commit: Option<Token>,
     committed: Option<Token>,
-    /// When `r + 1` replicas had sent a token (the commit timer starts then).
+    /// When the batch was first known to be real: `r + 1` replicas sent a token, or `r + 1`
+    /// verifiers voted for it (the commit timer starts then).
     first_seen: Option<Time>,
+    /// Whether the verifier asked its peers about this batch after its timer fired.
+    queried: bool,
 }
 
 /// A view change in progress.
@@ -75,6 +79,10 @@ pub struct VerifierCounters {
     /// View changes whose quorum reported different tokens locked for one `(view, seq)`:
     /// impossible among correct verifiers, so a sign of a fault beyond the model.
     pub conflicting_locks: u64,
+    /// Times the commit timer made this verifier ask its peers what it missed.
+    pub catch_up_queries: u64,
+    /// Batches taken as committed on the word of `r + 1` peers.
+    pub batches_caught_up: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }
@@ -90,6 +98,8 @@ pub struct Verifier {
     slots: BTreeMap<BatchSeq, VSlot>,
     /// Tokens of the latest committed batches, to answer replicas that missed `Verified`.
     recent: BTreeMap<BatchSeq, Token>,
+    /// Peers' word that a batch above the last committed one committed, by token.
+    vouches: BTreeMap<BatchSeq, BTreeMap<Token, BTreeSet<VerifierId>>>,
     changing: Option<Changing>,
     /// View-change votes for views above the current one.
     view_change_votes: BTreeMap<View, BTreeMap<VerifierId, ViewChangeVote>>,
@@ -130,6 +140,7 @@ impl Verifier {
             committed_token: Token(eve_types::Digest::ZERO),
             slots: BTreeMap::new(),
             recent: BTreeMap::new(),
+            vouches: BTreeMap::new(),
             changing: None,
             view_change_votes: BTreeMap::new(),
             entered: None,
@@ -259,8 +270,15 @@ impl Verifier {
                 self.answer_recovery(NodeId::Replica(r), nonce)
             }
             (NodeId::Verifier(v), msg) if (v.0 as usize) < self.sizes.n_ver => match msg {
-                Message::Prepare { view, seq, token } => self.on_prepare(v, view, seq, token),
-                Message::Commit { view, seq, token } => self.on_commit(v, view, seq, token),
+                Message::Prepare { view, seq, token } => self.on_prepare(now, v, view, seq, token),
+                Message::Commit { view, seq, token } => self.on_commit(now, v, view, seq, token),
+                Message::Lagging { view, committed } => self.answer_lagging(v, view, committed),
+                Message::Verified {
+                    seq,
+                    token,
+                    sequential: false,
+                    ..
+                } => self.on_vouch(v, seq, token),
                 Message::ViewChange {
                     new_view,
                     view,
@@ -298,10 +316,16 @@ impl Verifier {
             return;
         }
         let timeout = self.config.verify_timeout_ms;
-        let late = self.slots.values().any(|slot| {
-            slot.committed.is_none() && slot.first_seen.is_some_and(|t| t.plus_ms(timeout) <= now)
-        });
-        if late {
+        let late: Vec<BatchSeq> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| {
+                slot.committed.is_none()
+                    && slot.first_seen.is_some_and(|t| t.plus_ms(timeout) <= now)
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        if !late.is_empty() && !self.ask_peers_first(now, &late) {
             self.counters.timeouts += 1;
             let next = self.view.next();
             self.start_view_change(now, next);
