@@ -167,6 +167,10 @@ fn print_summary(summary: &Summary, seconds: f64, args: &SimArgs) {
             "state transfers refused and retried",
             summary.counts.state_transfer_failures,
         ),
+        (
+            "batches verifiers caught up from peers",
+            summary.counts.verifier_catch_ups,
+        ),
         ("crashes", summary.counts.crashes),
         ("partitions", summary.counts.partitions),
         (
@@ -205,10 +209,11 @@ fn print_report(report: &RunReport) {
         report.counts.no_quorum
     );
     println!(
-        "  crashes {}, restarts {}, partitions {}, messages delivered {}, dropped by the logic {}",
+        "  crashes {}, restarts {}, partitions {}, verifier catch-ups {}, messages delivered {}, dropped by the logic {}",
         report.counts.crashes,
         report.counts.restarts,
         report.counts.partitions,
+        report.counts.verifier_catch_ups,
         report.messages_delivered,
         report.counts.messages_dropped
     );

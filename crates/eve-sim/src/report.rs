@@ -42,6 +42,8 @@ pub struct Exercised {
     pub verifier_restarts: u64,
     /// Recoveries completed by restarted verifiers (state gathered from a quorum of peers).
     pub verifier_recoveries: u64,
+    /// Batches verifiers took as committed on their peers' word, having lost the votes.
+    pub verifier_catch_ups: u64,
     /// State transfers that completed more than a verification timeout after they started.
     pub transfers_past_timeout: u64,
     /// Runs in which a Byzantine replica ordered batches as primary.
@@ -87,6 +89,7 @@ impl Exercised {
         self.late_deliveries += other.late_deliveries;
         self.verifier_restarts += other.verifier_restarts;
         self.verifier_recoveries += other.verifier_recoveries;
+        self.verifier_catch_ups += other.verifier_catch_ups;
         self.transfers_past_timeout += other.transfers_past_timeout;
         self.byzantine_primaries += other.byzantine_primaries;
         self.byzantine_runs += other.byzantine_runs;
@@ -189,6 +192,7 @@ impl RunReport {
     pub fn add_verifier(&mut self, c: &VerifierCounters) {
         self.counts.no_quorum += c.no_quorum;
         self.counts.verifier_recoveries += c.recoveries;
+        self.counts.verifier_catch_ups += c.batches_caught_up;
         self.add_drops(&c.drops);
     }
 
