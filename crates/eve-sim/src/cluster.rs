@@ -16,7 +16,7 @@ use eve_agreement::{
 use eve_exec::{Executor, SeededRunner};
 use eve_mixer::{FaultyMixer, GreedyMixer, Mixer};
 use eve_state::{StateConfig, StateStore};
-use eve_types::{ReplicaId, SplitMix64, ValidConfig, VerifierId, splitmix64};
+use eve_types::{BatchSeq, ReplicaId, SplitMix64, ValidConfig, VerifierId, View, splitmix64};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -35,6 +35,9 @@ const EXEC_COST_PER_REQUEST_US: u64 = 5;
 const IMPORT_COST_PER_OBJECT_US: u64 = 2;
 /// The chunk size the simulated replicas ask for: small, so large states take many chunks.
 const SIM_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Batches whose correct tokens the simulator remembers for a Byzantine replica to echo.
+const TOKENS_SEEN_MAX: usize = 256;
 /// Fault windows last this long at least and at most, in milliseconds; gaps between them are
 /// up to `WINDOW_GAP_MS_MAX`.
 const WINDOW_MS_MIN: u64 = 100;
@@ -167,6 +170,9 @@ pub struct Cluster {
     /// The first batch a Byzantine primary withheld that no correct replica has committed
     /// yet, and when (the start of a stall it caused).
     withheld: Option<(eve_types::BatchSeq, Time)>,
+    /// The tokens correct replicas sent for recent batches, which a Byzantine replica that
+    /// echoes diverged tokens sees (it colludes with the network).
+    tokens_sent: BTreeMap<(View, BatchSeq), Vec<eve_exec::Token>>,
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
     log: Option<Vec<String>>,
@@ -252,6 +258,7 @@ impl Cluster {
             reference: Reference::default(),
             report,
             withheld: None,
+            tokens_sent: BTreeMap::new(),
             auth,
             trace: blake3::Hasher::new(),
             log: None,
@@ -931,6 +938,25 @@ impl Cluster {
                     }
                 }
                 let n = self.replicas.len() as u32;
+                let msg = match (byzantine, msg) {
+                    (None, Message::Verify { view, seq, token }) => {
+                        self.saw_token(view, seq, token);
+                        Message::Verify { view, seq, token }
+                    }
+                    (Some(Byzantine::EchoDiverged), Message::Verify { view, seq, token }) => {
+                        let diverged = self
+                            .tokens_sent
+                            .get(&(view, seq))
+                            .and_then(|tokens| tokens.iter().find(|t| **t != token))
+                            .copied();
+                        if diverged.is_some() {
+                            self.report.counts.echoed_tokens += 1;
+                        }
+                        let token = diverged.unwrap_or(token);
+                        Message::Verify { view, seq, token }
+                    }
+                    (_, msg) => msg,
+                };
                 match byzantine {
                     Some(kind) => {
                         let is_token = matches!(msg, Message::Verify { .. });
@@ -979,6 +1005,17 @@ impl Cluster {
                     sent,
                 },
             );
+        }
+    }
+
+    /// Records a token a correct replica sent, keeping the latest batches only.
+    fn saw_token(&mut self, view: View, seq: BatchSeq, token: eve_exec::Token) {
+        let tokens = self.tokens_sent.entry((view, seq)).or_default();
+        if !tokens.contains(&token) {
+            tokens.push(token);
+        }
+        while self.tokens_sent.len() > TOKENS_SEEN_MAX {
+            self.tokens_sent.pop_first();
         }
     }
 

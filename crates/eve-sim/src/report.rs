@@ -58,6 +58,8 @@ pub struct Exercised {
     pub colluding_deliveries: u64,
     /// Batches and relayed requests in which a Byzantine replica forged a request.
     pub forged_requests: u64,
+    /// Tokens of a diverged correct replica a Byzantine replica sent as its own.
+    pub echoed_tokens: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
     /// Released replies judged against a sequential replay of the committed batches.
@@ -97,6 +99,7 @@ impl Exercised {
         self.future_tokens += other.future_tokens;
         self.colluding_deliveries += other.colluding_deliveries;
         self.forged_requests += other.forged_requests;
+        self.echoed_tokens += other.echoed_tokens;
         self.stalls_reported += other.stalls_reported;
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;

@@ -63,12 +63,13 @@ pub struct Summary {
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
-const BYZANTINE_COUNTS: [&str; 5] = [
+const BYZANTINE_COUNTS: [&str; 6] = [
     "Byzantine primaries",
     "batches withheld by a Byzantine primary (gaps)",
     "tokens for batches nobody ordered",
     "messages of a colluding Byzantine replica delivered first",
     "batches and relayed requests with a forged request",
+    "diverged replicas' tokens echoed by a Byzantine one",
 ];
 
 impl Summary {
@@ -95,7 +96,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 20] {
+    pub fn exercised(&self) -> [(&'static str, u64); 21] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -134,6 +135,10 @@ impl Summary {
             (
                 "batches and relayed requests with a forged request",
                 self.counts.forged_requests,
+            ),
+            (
+                "diverged replicas' tokens echoed by a Byzantine one",
+                self.counts.echoed_tokens,
             ),
             (
                 "stalls reported after every replica lost its state",

@@ -23,6 +23,10 @@ pub enum Byzantine {
     /// sends; as a backup it relays, in place of a client's request, one in that client's name
     /// with a request number near the top that the client never signed.
     ForgedRequests,
+    /// Colluding with the network, sends for each batch, in place of its own token, the token
+    /// of a correct replica whose token differs from its own, when one has been sent: a
+    /// diverged replica's token, echoed to try to give it the token quorum.
+    EchoDiverged,
 }
 
 /// What a fault window does to the node it strikes.
@@ -241,6 +245,11 @@ impl Scenario {
                         Byzantine::ForgedRequests,
                     ][later as usize - 3],
                 );
+            }
+            if eve_types::splitmix64(seed ^ 0x6563_686f_6469_7667) % 8 == 0 {
+                // Echoing needs correct replicas that diverge: the racy counter makes them.
+                faults.byzantine = Some(Byzantine::EchoDiverged);
+                faults.racy_ppm = faults.racy_ppm.max(50_000);
             }
             faults.colluding = eve_types::splitmix64(seed ^ 0x636f_6c6c_7564_6573) & 1 == 1;
             // The Byzantine replica is one of the u faulty replicas.
