@@ -246,7 +246,7 @@ impl Scenario {
                     ][later as usize - 3],
                 );
             }
-            if eve_types::splitmix64(seed ^ 0x6563_686f_6469_7667) % 8 == 0 {
+            if eve_types::splitmix64(seed ^ 0x6563_686f_6469_7667).is_multiple_of(8) {
                 // Echoing needs correct replicas that diverge: the racy counter makes them.
                 faults.byzantine = Some(Byzantine::EchoDiverged);
                 faults.racy_ppm = faults.racy_ppm.max(50_000);
