@@ -1068,3 +1068,77 @@ fn with_r_0_only_the_primary_replies_at_commit_and_a_backup_answers_retransmissi
         "a retransmission is answered from the reply table"
     );
 }
+
+/// With r = 0 only the primary replies at commit. A primary whose token for a batch lost
+/// settles it by state transfer and never executes it with the agreed token, so it answers the
+/// batch's clients from the transferred reply cache instead: otherwise they would wait for a
+/// retransmission. A backup in its place stays silent.
+#[test]
+fn a_primary_that_settles_a_batch_by_transfer_answers_its_clients_from_the_reply_cache() {
+    for (id, answers) in [(R0, true), (R1, false)] {
+        let mut r = Replica::new(id, config());
+        drain_replica(&mut r);
+        let seq = BatchSeq(1);
+        if id == R0 {
+            r.handle_message(T0, NodeId::Client(C), Message::Request(request(1)));
+        } else {
+            r.handle_message(T0, replica(R0), Message::ExecuteBatch(batch(1)));
+        }
+        assert!(
+            drain_replica(&mut r)
+                .iter()
+                .any(|o| matches!(o, Output::Exec(ExecCommand::Execute { .. }))),
+            "{id} executes batch 1"
+        );
+        let mine = roots(0, 1);
+        r.handle_exec_event(
+            T0,
+            ExecEvent::Executed {
+                epoch: 0,
+                seq,
+                roots: mine,
+                token: mine.token(seq),
+                replies: vec![reply(1, "done")],
+            },
+        );
+        drain_replica(&mut r);
+        let agreed_roots = roots(0, 7);
+        r.handle_message(T0, verifier(0), verified_1(agreed_roots.token(seq)));
+        let peer = drain_replica(&mut r)
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Send {
+                    to: NodeId::Replica(peer),
+                    msg: Message::StateRequest { .. },
+                } => Some(peer),
+                _ => None,
+            })
+            .expect("a mismatching replica asks a peer for the agreed state");
+        r.handle_message(T0, replica(peer), delta_reply(agreed_roots, 0, 1));
+        let epoch = match drain_replica(&mut r).as_slice() {
+            [Output::Exec(ExecCommand::ImportDelta { epoch, .. })] => *epoch,
+            other => panic!("expected the delta to be imported, got {other:?}"),
+        };
+        r.handle_exec_event(
+            T0,
+            ExecEvent::StateApplied {
+                epoch,
+                target: seq,
+                roots: agreed_roots,
+                result: Ok(()),
+            },
+        );
+        assert_eq!(r.committed(), seq);
+        let answered =
+            drain_replica(&mut r).contains(&Output::Exec(ExecCommand::AnswerFromCache {
+                client: C,
+                request_no: RequestNo(1),
+                committed: seq,
+                view: View(0),
+            }));
+        assert_eq!(
+            answered, answers,
+            "{id}: only the replier answers the settled batch's client from the cache"
+        );
+    }
+}
