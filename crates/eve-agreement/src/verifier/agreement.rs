@@ -10,6 +10,13 @@ use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{BatchSeq, ReplicaId, VerifierId, View};
 
+/// The two voting rounds among verifiers.
+#[derive(Clone, Copy)]
+enum Round {
+    Prepare,
+    Commit,
+}
+
 impl Verifier {
     pub(super) fn on_verify(
         &mut self,
@@ -138,22 +145,15 @@ impl Verifier {
         seq: BatchSeq,
         token: Token,
     ) {
-        if view != self.view || self.changing.is_some() {
-            self.counters.drops.count("prepare-of-another-view");
-            return;
-        }
-        let (quorum, real) = (self.sizes.verifier_quorum, self.sizes.client_reply_quorum);
-        let may_vote = self.may_vote();
-        let Some(slot) = self.slot(seq) else {
+        let Some(voters) = self.record_vote(now, Round::Prepare, from, view, seq, token) else {
             return;
         };
-        let voters = slot.prepares.entry(token).or_default();
-        voters.insert(from);
-        // `r + 1` votes: a correct verifier saw the token quorum, so the batch is real.
-        if voters.len() >= real {
-            slot.first_seen.get_or_insert(now);
-        }
-        if voters.len() >= quorum && slot.sent_commit.is_none() && may_vote {
+        let may_vote = self.may_vote();
+        let slot = self
+            .slots
+            .get_mut(&seq)
+            .expect("a recorded vote has its slot");
+        if voters >= self.sizes.verifier_quorum && slot.sent_commit.is_none() && may_vote {
             slot.sent_commit = Some(token);
             self.send_verifiers(Message::Commit { view, seq, token });
         }
@@ -167,23 +167,52 @@ impl Verifier {
         seq: BatchSeq,
         token: Token,
     ) {
-        if view != self.view || self.changing.is_some() {
-            self.counters.drops.count("commit-of-another-view");
-            return;
-        }
-        let (quorum, real) = (self.sizes.verifier_quorum, self.sizes.client_reply_quorum);
-        let Some(slot) = self.slot(seq) else {
+        let Some(voters) = self.record_vote(now, Round::Commit, from, view, seq, token) else {
             return;
         };
-        let voters = slot.commits.entry(token).or_default();
-        voters.insert(from);
-        if voters.len() >= real {
-            slot.first_seen.get_or_insert(now);
-        }
-        if voters.len() >= quorum && slot.committed.is_none() {
+        let slot = self
+            .slots
+            .get_mut(&seq)
+            .expect("a recorded vote has its slot");
+        if voters >= self.sizes.verifier_quorum && slot.committed.is_none() {
             slot.committed = Some(token);
             self.announce_commits();
         }
+    }
+
+    /// Records `from`'s vote of `round` for `token` at `seq`; returns how many verifiers voted
+    /// so, or `None` if the vote does not count (another view, a view change under way, a
+    /// batch committed or beyond the window). `r + 1` votes start the commit timer: a correct
+    /// verifier among them saw the token quorum, so the batch is real.
+    fn record_vote(
+        &mut self,
+        now: Time,
+        round: Round,
+        from: VerifierId,
+        view: View,
+        seq: BatchSeq,
+        token: Token,
+    ) -> Option<usize> {
+        if view != self.view || self.changing.is_some() {
+            self.counters.drops.count(match round {
+                Round::Prepare => "prepare-of-another-view",
+                Round::Commit => "commit-of-another-view",
+            });
+            return None;
+        }
+        let real = self.sizes.client_reply_quorum;
+        let slot = self.slot(seq)?;
+        let votes = match round {
+            Round::Prepare => &mut slot.prepares,
+            Round::Commit => &mut slot.commits,
+        };
+        let voters = votes.entry(token).or_default();
+        voters.insert(from);
+        let count = voters.len();
+        if count >= real {
+            slot.first_seen.get_or_insert(now);
+        }
+        Some(count)
     }
 
     /// Announces committed batches to execution replicas, in order without gaps.
