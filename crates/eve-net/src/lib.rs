@@ -44,7 +44,9 @@ mod transport;
 pub use certs::{CERT_VALIDITY_DAYS, CertError, ClusterCa, Credentials};
 pub use frame::{FrameError, LENGTH_BYTES, encode_frame, frame_length};
 pub use identity::{DOMAIN, dns_name, parse_dns_name};
-pub use request_auth::{ClientKeyring, Ed25519Signer, SignerError, ed25519_key_of};
+pub use request_auth::{
+    CHECKED_SIGNATURES_MAX, ClientKeyring, Ed25519Signer, SignerError, ed25519_key_of,
+};
 pub use tls::{ALPN, IdentityError, TlsError, TlsIdentity, node_of, peer_node};
 pub use transport::{
     HELLO_BYTES_MAX, Inbound, NetCounters, NetError, ROUTES_MAX, SendError, Transport,

@@ -558,6 +558,11 @@ async fn read_stream(
             Ok(Some(payload)) => match Message::decode(&payload) {
                 Ok(msg) => {
                     bump(&inner.counters.messages_received);
+                    // Client signatures are checked here, on this connection's task, so that
+                    // the logic's own check finds them remembered.
+                    if let Some(keyring) = &inner.client_keys {
+                        keyring.check_ahead(&msg);
+                    }
                     if inner
                         .inbound
                         .send(Inbound { from: peer, msg })

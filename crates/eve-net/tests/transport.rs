@@ -375,3 +375,40 @@ async fn a_client_is_reachable_from_every_replica_before_it_sends() {
     }
     assert_eq!(next(&mut c7_in).await.msg, suspect(4));
 }
+
+/// A replica that checks client signatures learns a client's key when it connects, and checks
+/// each signed request as it arrives, before the logic sees it: when the message is handed on,
+/// the keyring already remembers its signature as valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_request_is_checked_as_it_arrives() {
+    use eve_agreement::auth::{RequestSigner, RequestVerifier, Verdict};
+    let ca = ClusterCa::generate("test").unwrap();
+    let cluster = eve_types::Digest([3; 32]);
+    let keyring = eve_net::ClientKeyring::new(cluster);
+    let r0_addr = free_addr();
+    let identity = TlsIdentity::new(R0, &ca.issue(R0).unwrap()).unwrap();
+    let config = TransportConfig {
+        listen: Some(r0_addr),
+        client_keys: Some(keyring.clone()),
+        ..Default::default()
+    };
+    let (_r0, mut r0_in) = Transport::start(&identity, config).unwrap();
+    let credentials = ca.issue(C7).unwrap();
+    let (client, _client_in) = {
+        let identity = TlsIdentity::new(C7, &credentials).unwrap();
+        let config = TransportConfig {
+            peers: [(R0, r0_addr)].into_iter().collect(),
+            ..Default::default()
+        };
+        Transport::start(&identity, config).unwrap()
+    };
+    let signer = eve_net::Ed25519Signer::from_credentials(&credentials).unwrap();
+    let mut request =
+        eve_types::Request::new(ClientId(7), eve_types::RequestNo(1), &b"op"[..]).unwrap();
+    request.signature = Some(signer.sign(&request.signing_payload(&cluster)));
+    client.send(R0, &Message::Request(request.clone())).unwrap();
+    let got = next(&mut r0_in).await;
+    assert_eq!(got.msg, Message::Request(request.clone()));
+    assert_eq!(keyring.checked_len(), 1, "checked before it was handed on");
+    assert_eq!(keyring.verify(&cluster, &[&request]), vec![Verdict::Valid]);
+}

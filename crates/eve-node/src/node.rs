@@ -188,7 +188,7 @@ impl NodeBuilder {
             if !self.spec.replicas().any(|r| r == me) {
                 return Err(NodeError::NotAMember(me));
             }
-            let keyring = eve_net::ClientKeyring::default();
+            let keyring = eve_net::ClientKeyring::new(config.cluster_id);
             let (transport, inbound) = self.transport(me, &credentials, Some(keyring.clone()))?;
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
