@@ -41,6 +41,18 @@ impl Roots {
     }
 }
 
+/// The token of the version batch `seq` executes on, from the roots of the versions a replica
+/// holds: the zero token for the first batch (the verifiers' token of the empty start), and
+/// the zero token too where the roots are not held (a token that then counts nowhere).
+pub fn base_token(roots: &std::collections::BTreeMap<BatchSeq, Roots>, seq: BatchSeq) -> Token {
+    match seq.0.checked_sub(1) {
+        None | Some(0) => Token(Digest::ZERO),
+        Some(prev) => roots
+            .get(&BatchSeq(prev))
+            .map_or(Token(Digest::ZERO), |r| r.token(BatchSeq(prev))),
+    }
+}
+
 /// A verifier's lock: it sent `Commit` for `token` at batch `seq` in view `view`. A correct
 /// verifier holds at most one lock per `(view, seq)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,6 +129,11 @@ pub enum Message {
         seq: BatchSeq,
         /// The replica's token for it.
         token: Token,
+        /// The token of the version it executed the batch on (`seq - 1`; zero for the first
+        /// batch). Verifiers count a token only if it was executed on the agreed version: a
+        /// replica that executed ahead on a version that lost, together with a lying one,
+        /// must not agree on a state nobody can fetch.
+        prev: Token,
     },
     /// Execution replica to verifiers: requests reached the primary of `view` but were not
     /// ordered in time.

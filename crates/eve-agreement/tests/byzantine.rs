@@ -32,10 +32,17 @@ fn with_r_1_and_no_fault_requests_commit_in_view_0() {
 }
 
 fn verify(seq: u64, token: u8) -> Message {
+    verify_on(seq, token, 0)
+}
+
+/// A token for batch `seq` executed on the version whose token is `prev` (zero: the empty
+/// start, as for batch 1).
+fn verify_on(seq: u64, token: u8, prev: u8) -> Message {
     Message::Verify {
         view: View(0),
         seq: BatchSeq(seq),
         token: Token(Digest([token; 32])),
+        prev: Token(Digest([prev; 32])),
     }
 }
 
@@ -336,4 +343,53 @@ fn a_verifier_that_lost_the_commit_votes_catches_up_from_its_peers() {
             net.describe()
         );
     }
+}
+
+fn prepares(v: &mut Verifier, seq: u64) -> Vec<Token> {
+    std::iter::from_fn(|| v.poll_output())
+        .filter_map(|o| match o {
+            Output::Send {
+                to: NodeId::Verifier(VerifierId(0)),
+                msg: Message::Prepare { seq: s, token, .. },
+            } if s == BatchSeq(seq) => Some(token),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Found by the simulator (seed 396 of `--mode 1,1`, seed 225 of `--mode 2,2`): a correct
+/// replica diverged at batch 1 and went on to execute batch 2 on its own version; a Byzantine
+/// replica echoed that token for batch 2. Two tokens are the token quorum, so batch 2 agreed on
+/// a state built on a version that lost: nobody could fetch it, and the cluster stalled for
+/// good. A token now names the version it was executed on, and counts only on the agreed one.
+#[test]
+fn a_token_executed_on_a_version_that_lost_does_not_count_even_when_echoed() {
+    let mut v = Verifier::new(VerifierId(0), config(1, 1));
+    let now = eve_agreement::Time(1_000);
+    let (r0, r1, r2) = (
+        NodeId::Replica(ReplicaId(0)),
+        NodeId::Replica(ReplicaId(1)),
+        NodeId::Replica(ReplicaId(2)),
+    );
+    // Batch 1: R0 and R1 agree on token 1; R2 diverged (token 9).
+    v.handle_message(now, r0, verify_on(1, 1, 0));
+    v.handle_message(now, r1, verify_on(1, 1, 0));
+    v.handle_message(now, r2, verify_on(1, 9, 0));
+    assert_eq!(prepares(&mut v, 1), vec![Token(Digest([1; 32]))]);
+    // Batch 2: R2 executed it on its own version 9; Byzantine R1 echoes that.
+    v.handle_message(now, r2, verify_on(2, 7, 9));
+    v.handle_message(now, r1, verify_on(2, 7, 9));
+    assert_eq!(
+        prepares(&mut v, 2),
+        vec![],
+        "tokens executed on a version that lost do not make a quorum"
+    );
+    // R0 executed batch 2 on the agreed version; R2 rolled back and executed it again there.
+    v.handle_message(now, r0, verify_on(2, 5, 1));
+    v.handle_message(now, r2, verify_on(2, 5, 1));
+    assert_eq!(
+        prepares(&mut v, 2),
+        vec![Token(Digest([5; 32]))],
+        "the token executed on the agreed version commits, R2's second one replacing its first"
+    );
 }

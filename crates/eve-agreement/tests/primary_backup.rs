@@ -816,6 +816,7 @@ fn verify(seq: u64, token: Token) -> Message {
         view: View(0),
         seq: BatchSeq(seq),
         token,
+        prev: Token(Digest::ZERO),
     }
 }
 

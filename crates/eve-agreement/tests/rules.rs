@@ -158,7 +158,8 @@ fn backup_that_executed_with(config: ValidConfig, roots: Roots) -> (Replica, Tok
         to_verifiers(Message::Verify {
             view: View(0),
             seq: BatchSeq(1),
-            token
+            token,
+            prev: Token(Digest::ZERO),
         }),
         "an executed batch's token goes to every verifier, and no reply yet"
     );
@@ -173,6 +174,7 @@ fn a_token_quorum_commits_at_the_verifier_and_is_announced() {
         view: View(0),
         seq: BatchSeq(1),
         token,
+        prev: Token(Digest::ZERO),
     };
     v0.handle_message(T0, replica(R0), verify.clone());
     assert_eq!(drain_verifier(&mut v0), vec![], "one token is not a quorum");
@@ -438,6 +440,7 @@ fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially(
                 view: View(0),
                 seq: BatchSeq(1),
                 token,
+                prev: Token(Digest::ZERO),
             },
         );
     }
@@ -628,6 +631,7 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
             view: View(0),
             seq: BatchSeq(1),
             token: Token(Digest::ZERO),
+            prev: Token(Digest::ZERO),
         },
     );
     v0.handle_message(
@@ -637,6 +641,7 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
             view: View(4),
             seq: BatchSeq(1),
             token: Token(Digest::ZERO),
+            prev: Token(Digest::ZERO),
         },
     );
     v0.handle_message(
@@ -646,6 +651,7 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
             view: View(0),
             seq: BatchSeq(1_000_000),
             token: Token(Digest::ZERO),
+            prev: Token(Digest::ZERO),
         },
     );
     assert_eq!(v0.counters().drops.get("unknown-sender-or-message"), 1);
@@ -750,6 +756,7 @@ fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
                 view: View(0),
                 seq: BatchSeq(1),
                 token,
+                prev: Token(Digest::ZERO),
             },
         );
     }

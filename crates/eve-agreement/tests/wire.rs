@@ -24,6 +24,7 @@ fn samples() -> Vec<Message> {
             view: View(1),
             seq: BatchSeq(2),
             token: Token(Digest([7; 32])),
+            prev: Token(Digest::ZERO),
         },
         Message::ViewChange {
             new_view: View(2),

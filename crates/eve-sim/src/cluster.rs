@@ -6,7 +6,7 @@ use crate::checks::Checks;
 use crate::network::Network;
 use crate::reference::Reference;
 use crate::report::RunReport;
-use crate::scenario::{Byzantine, FaultKind, Scenario};
+use crate::scenario::{Byzantine, ByzantineVerifier, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
 use bytes::Bytes;
 use eve_agreement::{
@@ -172,7 +172,7 @@ pub struct Cluster {
     withheld: Option<(eve_types::BatchSeq, Time)>,
     /// The tokens correct replicas sent for recent batches, which a Byzantine replica that
     /// echoes diverged tokens sees (it colludes with the network).
-    tokens_sent: BTreeMap<(View, BatchSeq), Vec<eve_exec::Token>>,
+    tokens_sent: BTreeMap<(View, BatchSeq), Vec<(eve_exec::Token, eve_exec::Token)>>,
     trace: blake3::Hasher,
     /// Every event, when the run was asked to keep a log.
     log: Option<Vec<String>>,
@@ -939,21 +939,49 @@ impl Cluster {
                 }
                 let n = self.replicas.len() as u32;
                 let msg = match (byzantine, msg) {
-                    (None, Message::Verify { view, seq, token }) => {
-                        self.saw_token(view, seq, token);
-                        Message::Verify { view, seq, token }
+                    (
+                        None,
+                        Message::Verify {
+                            view,
+                            seq,
+                            token,
+                            prev,
+                        },
+                    ) => {
+                        self.saw_token(view, seq, (prev, token));
+                        Message::Verify {
+                            view,
+                            seq,
+                            token,
+                            prev,
+                        }
                     }
-                    (Some(Byzantine::EchoDiverged), Message::Verify { view, seq, token }) => {
+                    (
+                        Some(Byzantine::EchoDiverged),
+                        Message::Verify {
+                            view,
+                            seq,
+                            token,
+                            prev,
+                        },
+                    ) => {
+                        // The diverged replica's token, with the version it executed on (a
+                        // claim on the agreed version would not match any correct replica's).
                         let diverged = self
                             .tokens_sent
                             .get(&(view, seq))
-                            .and_then(|tokens| tokens.iter().find(|t| **t != token))
+                            .and_then(|tokens| tokens.iter().find(|t| **t != (prev, token)))
                             .copied();
                         if diverged.is_some() {
                             self.report.counts.echoed_tokens += 1;
                         }
-                        let token = diverged.unwrap_or(token);
-                        Message::Verify { view, seq, token }
+                        let (prev, token) = diverged.unwrap_or((prev, token));
+                        Message::Verify {
+                            view,
+                            seq,
+                            token,
+                            prev,
+                        }
                     }
                     (_, msg) => msg,
                 };
@@ -989,6 +1017,25 @@ impl Cluster {
                     None => msg,
                 }
             }
+            NodeId::Verifier(id)
+                if from != to
+                    && self.scenario.faults.byzantine_verifier.is_some()
+                    && id.0 == self.scenario.faults.byzantine_verifier_id =>
+            {
+                let kind = self.scenario.faults.byzantine_verifier.expect("checked");
+                match lie_as_verifier(kind, to, msg) {
+                    Some(lie) => {
+                        if lie.1 {
+                            self.report.counts.verifier_lies += 1;
+                        }
+                        lie.0
+                    }
+                    None => {
+                        self.report.counts.verifier_lies += 1;
+                        return;
+                    }
+                }
+            }
             _ => msg,
         };
         let sent = self.now;
@@ -1008,8 +1055,9 @@ impl Cluster {
         }
     }
 
-    /// Records a token a correct replica sent, keeping the latest batches only.
-    fn saw_token(&mut self, view: View, seq: BatchSeq, token: eve_exec::Token) {
+    /// Records a token a correct replica sent, with the token of the version it executed on,
+    /// keeping the latest batches only.
+    fn saw_token(&mut self, view: View, seq: BatchSeq, token: (eve_exec::Token, eve_exec::Token)) {
         let tokens = self.tokens_sent.entry((view, seq)).or_default();
         if !tokens.contains(&token) {
             tokens.push(token);
@@ -1090,8 +1138,12 @@ impl Cluster {
     }
 
     fn finish(mut self, events: u64) -> RunReport {
+        let lying_verifier = self.scenario.faults.byzantine_verifier.is_some();
+        self.report.counts.echo_runs =
+            u64::from(self.scenario.faults.byzantine == Some(Byzantine::EchoDiverged));
+        self.report.counts.byzantine_verifier_runs = u64::from(lying_verifier);
         self.report.counts.byzantine_runs =
-            u64::from(self.replicas.iter().any(|r| r.byzantine.is_some()));
+            u64::from(self.replicas.iter().any(|r| r.byzantine.is_some()) || lying_verifier);
         for client in &mut self.clients {
             if let Some((SimOp::Kv(op), invoked)) = client.current.take() {
                 self.checks.pending(client.driver.logic().id(), invoked, op);
@@ -1194,6 +1246,85 @@ fn new_executor(
     ReplicaExecutor::new(executor).with_chunk_bytes(SIM_CHUNK_BYTES)
 }
 
+/// What a Byzantine verifier sends to `to` instead of `msg` (nothing, for `None`), and
+/// whether it is a lie.
+fn lie_as_verifier(kind: ByzantineVerifier, to: NodeId, msg: Message) -> Option<(Message, bool)> {
+    let wrong = eve_exec::Token(eve_types::Digest([0xbd; 32]));
+    // An equivocating verifier lies to the verifiers and replicas of odd number.
+    let odd = match to {
+        NodeId::Verifier(v) => v.0 % 2 == 1,
+        NodeId::Replica(r) => r.0 % 2 == 1,
+        NodeId::Client(_) => false,
+    };
+    let lies = match kind {
+        ByzantineVerifier::WrongVotes => true,
+        ByzantineVerifier::Equivocate => odd,
+        ByzantineVerifier::WithholdViewChanges => false,
+    };
+    Some(match msg {
+        Message::Prepare { view, seq, .. } if lies => (
+            Message::Prepare {
+                view,
+                seq,
+                token: wrong,
+            },
+            true,
+        ),
+        Message::Commit { view, seq, .. } if lies => (
+            Message::Commit {
+                view,
+                seq,
+                token: wrong,
+            },
+            true,
+        ),
+        Message::Verified {
+            view,
+            seq,
+            sequential,
+            ..
+        } if lies => (
+            Message::Verified {
+                view,
+                seq,
+                token: wrong,
+                sequential,
+            },
+            true,
+        ),
+        Message::ViewChange { new_view, view, .. }
+            if kind == ByzantineVerifier::Equivocate && odd =>
+        {
+            (
+                Message::ViewChange {
+                    new_view,
+                    view,
+                    committed: (
+                        eve_types::BatchSeq(0),
+                        eve_exec::Token(eve_types::Digest::ZERO),
+                    ),
+                    locked: Vec::new(),
+                },
+                true,
+            )
+        }
+        Message::ViewChange { .. } | Message::NewView { .. } | Message::Lagging { .. }
+            if kind == ByzantineVerifier::WithholdViewChanges =>
+        {
+            return None;
+        }
+        Message::Verified {
+            sequential: false, ..
+        } if kind == ByzantineVerifier::WithholdViewChanges
+            && matches!(to, NodeId::Verifier(_)) =>
+        {
+            // An answer to a lagging peer.
+            return None;
+        }
+        msg => (msg, false),
+    })
+}
+
 /// What a Byzantine replica sends instead of `msg` (nothing, for `None`).
 fn tamper(
     kind: Byzantine,
@@ -1207,10 +1338,16 @@ fn tamper(
     // replicas split between the two batches.
     let split = NodeId::Replica(ReplicaId((me.0 + 1) % n_exec));
     Some(match (kind, msg) {
-        (Byzantine::WrongTokens, Message::Verify { view, seq, .. }) => Message::Verify {
+        (
+            Byzantine::WrongTokens,
+            Message::Verify {
+                view, seq, prev, ..
+            },
+        ) => Message::Verify {
             view,
             seq,
             token: eve_exec::Token(eve_types::Digest([rng.below(256) as u8; 32])),
+            prev,
         },
         (Byzantine::WrongTokens, Message::Reply { view, mut reply }) => {
             reply.body = Bytes::from_static(b"a lie");
@@ -1260,10 +1397,19 @@ fn tamper(
             request.op = Bytes::from_static(b"forged");
             Message::Request(request)
         }
-        (Byzantine::FutureTokens, Message::Verify { view, seq, token }) => Message::Verify {
+        (
+            Byzantine::FutureTokens,
+            Message::Verify {
+                view,
+                seq,
+                token,
+                prev,
+            },
+        ) => Message::Verify {
             view,
             seq: eve_types::BatchSeq(seq.0 + 1 + rng.below(eve_agreement::limits::SEQ_WINDOW - 1)),
             token,
+            prev,
         },
         (_, msg) => msg,
     })

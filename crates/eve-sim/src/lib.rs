@@ -69,5 +69,5 @@ pub use run::{
     Summary, run_scenario, run_scenario_caught, run_scenario_with_contents_log,
     run_scenario_with_log, run_seed, run_seed_with_log,
 };
-pub use scenario::{Byzantine, FaultKind, Faults, Scenario};
+pub use scenario::{Byzantine, ByzantineVerifier, FaultKind, Faults, Scenario};
 pub use workload::{SimOp, draw_op};

@@ -60,6 +60,12 @@ pub struct Exercised {
     pub forged_requests: u64,
     /// Tokens of a diverged correct replica a Byzantine replica sent as its own.
     pub echoed_tokens: u64,
+    /// Runs whose Byzantine replica echoes diverged tokens (drawn only with `u >= 2`).
+    pub echo_runs: u64,
+    /// Runs with a Byzantine verifier.
+    pub byzantine_verifier_runs: u64,
+    /// Messages a Byzantine verifier falsified or withheld.
+    pub verifier_lies: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
     /// Released replies judged against a sequential replay of the committed batches.
@@ -100,6 +106,9 @@ impl Exercised {
         self.colluding_deliveries += other.colluding_deliveries;
         self.forged_requests += other.forged_requests;
         self.echoed_tokens += other.echoed_tokens;
+        self.echo_runs += other.echo_runs;
+        self.byzantine_verifier_runs += other.byzantine_verifier_runs;
+        self.verifier_lies += other.verifier_lies;
         self.stalls_reported += other.stalls_reported;
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;

@@ -63,13 +63,17 @@ pub struct Summary {
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
-const BYZANTINE_COUNTS: [&str; 6] = [
+/// Counted only in seed sets with `u >= 2`, where the echoing replica is drawn.
+const ECHOED: &str = "diverged replicas' tokens echoed by a Byzantine one";
+
+const BYZANTINE_COUNTS: [&str; 7] = [
     "Byzantine primaries",
     "batches withheld by a Byzantine primary (gaps)",
     "tokens for batches nobody ordered",
     "messages of a colluding Byzantine replica delivered first",
     "batches and relayed requests with a forged request",
-    "diverged replicas' tokens echoed by a Byzantine one",
+    ECHOED,
+    "messages a Byzantine verifier falsified or withheld",
 ];
 
 impl Summary {
@@ -96,7 +100,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 21] {
+    pub fn exercised(&self) -> [(&'static str, u64); 22] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -136,9 +140,10 @@ impl Summary {
                 "batches and relayed requests with a forged request",
                 self.counts.forged_requests,
             ),
+            (ECHOED, self.counts.echoed_tokens),
             (
-                "diverged replicas' tokens echoed by a Byzantine one",
-                self.counts.echoed_tokens,
+                "messages a Byzantine verifier falsified or withheld",
+                self.counts.verifier_lies,
             ),
             (
                 "stalls reported after every replica lost its state",
@@ -156,12 +161,15 @@ impl Summary {
     }
 
     /// The names of exercised counts that stayed zero. The Byzantine ones count only when
-    /// some run had a Byzantine replica (never with `r = 0`).
+    /// some run had a Byzantine replica or verifier (never with `r = 0`), the echoed tokens
+    /// only when some run drew the replica that echoes them.
     pub fn unexercised(&self) -> Vec<&'static str> {
         let byzantine = self.counts.byzantine_runs > 0;
+        let echo = self.counts.echo_runs > 0;
         self.exercised()
             .into_iter()
             .filter(|(name, n)| *n == 0 && (byzantine || !BYZANTINE_COUNTS.contains(name)))
+            .filter(|(name, _)| echo || *name != ECHOED)
             .map(|(name, _)| name)
             .collect()
     }

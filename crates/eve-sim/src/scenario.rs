@@ -29,6 +29,22 @@ pub enum Byzantine {
     EchoDiverged,
 }
 
+/// How a Byzantine verifier lies: the lies the protocol tolerates without verifier
+/// certificates (a wrong vote needs a quorum to count; a view-change quorum holds a correct
+/// verifier of every commit quorum, so locks left out are reported by another).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByzantineVerifier {
+    /// Votes (`Prepare`, `Commit`) for a token nobody executed, and tells replicas and peers
+    /// that such tokens committed.
+    WrongVotes,
+    /// Sends its real votes and view changes to some verifiers, and to the others votes for a
+    /// wrong token and view changes that report nothing committed and no lock.
+    Equivocate,
+    /// Takes part in agreement but never sends a view change, a new view, or an answer to a
+    /// lagging peer.
+    WithholdViewChanges,
+}
+
 /// What a fault window does to the node it strikes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -74,6 +90,10 @@ pub struct Faults {
     pub byzantine: Option<Byzantine>,
     /// Which replica is Byzantine (any, the view-0 primary included).
     pub byzantine_replica: u32,
+    /// One Byzantine verifier (one of the `u` faulty verifiers), with `r >= 1`.
+    pub byzantine_verifier: Option<ByzantineVerifier>,
+    /// Which verifier is Byzantine.
+    pub byzantine_verifier_id: u32,
     /// The Byzantine replica colludes with the network: its messages are never lost and
     /// arrive first (after the shortest delay), ahead of the correct replicas'.
     pub colluding: bool,
@@ -106,6 +126,8 @@ impl Faults {
             corrupt_ppm: 0,
             byzantine: None,
             byzantine_replica: 0,
+            byzantine_verifier: None,
+            byzantine_verifier_id: 0,
             colluding: false,
             restart_all: false,
             state_objects: 0,
@@ -265,6 +287,25 @@ impl Scenario {
         } else {
             u - u32::from(faults.crash_verifier)
         };
+        // Drawn apart from `rng`, so that the other faults of a seed stay what they were.
+        let lying = eve_types::splitmix64(seed ^ 0x6279_7a76_6572_6966);
+        if r > 0 && lying.is_multiple_of(4) {
+            faults.byzantine_verifier = Some(
+                [
+                    ByzantineVerifier::WrongVotes,
+                    ByzantineVerifier::Equivocate,
+                    ByzantineVerifier::WithholdViewChanges,
+                ][(lying >> 8) as usize % 3],
+            );
+            let n_ver = 2 * u64::from(u) + u64::from(r) + 1;
+            faults.byzantine_verifier_id = ((lying >> 16) % n_ver) as u32;
+            // The lying verifier is one of the u faulty verifiers.
+            if faults.crash_verifier {
+                faults.crash_verifier = false;
+            } else {
+                faults.verifier_slots = faults.verifier_slots.min(u - 1);
+            }
+        }
         faults.windows_per_slot = 1 + rng.below(4) as u32;
         faults.restart_all = rng.below(100) == 0;
         if rng.below(40) == 0 {
@@ -325,6 +366,9 @@ impl Scenario {
         }
         if f.corrupt_ppm > 0 {
             parts.push(format!("corrupt {}ppm", f.corrupt_ppm));
+        }
+        if let Some(b) = f.byzantine_verifier {
+            parts.push(format!("byzantine Ver{} {b:?}", f.byzantine_verifier_id));
         }
         if let Some(b) = f.byzantine {
             parts.push(format!("byzantine R{} {b:?}", f.byzantine_replica));

@@ -39,7 +39,16 @@ impl PbReplica {
             self.try_commit_primary(now);
         } else {
             let view = self.view;
-            self.send_to_peer(now, Message::Verify { view, seq, token });
+            let prev = crate::message::base_token(&self.roots, seq);
+            self.send_to_peer(
+                now,
+                Message::Verify {
+                    view,
+                    seq,
+                    token,
+                    prev,
+                },
+            );
             self.try_commit_backup(now);
         }
     }

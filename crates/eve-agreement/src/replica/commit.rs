@@ -21,20 +21,31 @@ impl Replica {
         token: Token,
         replies: Vec<Reply>,
     ) {
-        let Some(slot) = self
+        let current = self
             .slots
-            .get_mut(&seq)
-            .filter(|slot| slot.exec_epoch == Some(epoch))
-        else {
+            .get(&seq)
+            .is_some_and(|slot| slot.exec_epoch == Some(epoch));
+        if !current {
             self.counters.drops.count("stale-execution-result");
             return;
-        };
-        slot.result = Some(Executed { token, replies });
+        }
+        let prev = crate::message::base_token(&self.roots, seq);
+        let slot = self.slots.get_mut(&seq).expect("found above");
+        slot.result = Some(Executed {
+            token,
+            prev,
+            replies,
+        });
         // The token names the batch's own view: verifiers lock per (view, seq).
         let view = slot.batch.view;
         self.roots.insert(seq, roots);
         self.counters.batches_executed += 1;
-        self.send_verifiers(Message::Verify { view, seq, token });
+        self.send_verifiers(Message::Verify {
+            view,
+            seq,
+            token,
+            prev,
+        });
         self.arm_progress(now);
         self.try_commit(now);
     }
@@ -54,17 +65,20 @@ impl Replica {
             return;
         }
         self.check_gap(now);
-        let executed: Vec<(View, BatchSeq, Token)> = self
+        let executed: Vec<Message> = self
             .slots
             .iter()
-            .filter_map(|(seq, slot)| {
-                slot.result
-                    .as_ref()
-                    .map(|r| (slot.batch.view, *seq, r.token))
+            .filter_map(|(&seq, slot)| {
+                slot.result.as_ref().map(|r| Message::Verify {
+                    view: slot.batch.view,
+                    seq,
+                    token: r.token,
+                    prev: r.prev,
+                })
             })
             .collect();
-        for &(view, seq, token) in &executed {
-            self.send_verifiers(Message::Verify { view, seq, token });
+        for msg in &executed {
+            self.send_verifiers(msg.clone());
         }
         if executed.is_empty() {
             // Nothing to repeat: ask the verifiers where the cluster stands, in case this

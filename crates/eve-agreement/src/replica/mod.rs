@@ -37,6 +37,8 @@ struct Slot {
 #[derive(Clone, Debug)]
 struct Executed {
     token: Token,
+    /// The token of the version it executed on.
+    prev: Token,
     replies: Vec<Reply>,
 }
 

@@ -25,6 +25,7 @@ impl Verifier {
         view: View,
         seq: BatchSeq,
         token: Token,
+        prev: Token,
     ) {
         if seq <= self.committed {
             // A replica that missed `Verified` repeats its token: repeat the answer.
@@ -53,13 +54,18 @@ impl Verifier {
         let Some(slot) = self.slot(seq) else {
             return;
         };
-        if slot.tokens.contains_key(&from) {
-            if slot.tokens[&from] != token {
+        match slot.tokens.get(&from) {
+            Some(&(first_prev, first)) if (first_prev, first) == (prev, token) => return,
+            // Executed again on another version (it rolled back): the new token replaces the
+            // old, one vote per replica still.
+            Some(&(first_prev, _)) if first_prev != prev => {}
+            Some(_) => {
                 self.counters.drops.count("replica-changed-its-token");
+                return;
             }
-            return;
+            None => {}
         }
-        slot.tokens.insert(from, token);
+        slot.tokens.insert(from, (prev, token));
         // The commit timer starts once `r + 1` replicas sent a token: then at least one
         // correct replica executed the batch. Fewer could all be lying about a batch nobody
         // ordered, and a view change every `verify_timeout_ms` would be theirs to call.
@@ -81,21 +87,50 @@ impl Verifier {
         Some(self.slots.entry(seq).or_default())
     }
 
+    /// The token this verifier settled on for `seq`, if any: committed, locked, or prepared.
+    fn settled_token(&self, seq: BatchSeq) -> Option<Token> {
+        if seq == self.committed {
+            return Some(self.committed_token);
+        }
+        let slot = self.slots.get(&seq)?;
+        slot.committed.or(slot.sent_commit).or(slot.sent_prepare)
+    }
+
+    /// `seq` got its settled token: the next batch's tokens, which may have waited for it,
+    /// can be judged now.
+    pub(super) fn evaluate_next(&mut self, now: Time, seq: BatchSeq) {
+        let next = seq.next();
+        if self.slots.contains_key(&next) {
+            self.evaluate_tokens(now, next);
+        }
+    }
+
+    /// Judges the tokens of `seq`. Only tokens executed on the version this verifier settled
+    /// on for `seq - 1` count: a replica that executed ahead on a version that lost sends a
+    /// token of a state no correct replica keeps, and with a lying replica's echo it could
+    /// reach the token quorum. Until the previous batch is settled the tokens wait.
     fn evaluate_tokens(&mut self, now: Time, seq: BatchSeq) {
         let (n_exec, token_quorum) = (self.sizes.n_exec, self.sizes.token_quorum);
+        let Some(base) = self.settled_token(BatchSeq(seq.0 - 1)) else {
+            return;
+        };
         let slot = self.slots.get(&seq).expect("evaluated slots exist");
         if slot.sent_prepare.is_some() || slot.sent_commit.is_some() {
             return;
         }
         let mut counts: std::collections::BTreeMap<Token, usize> = Default::default();
-        for token in slot.tokens.values() {
-            *counts.entry(*token).or_default() += 1;
+        for (prev, token) in slot.tokens.values() {
+            if *prev == base {
+                *counts.entry(*token).or_default() += 1;
+            }
         }
         let best = counts
             .iter()
             .max_by_key(|(_, n)| **n)
             .map(|(t, n)| (*t, *n));
-        let missing = n_exec - slot.tokens.len();
+        // A token executed on another version may still be replaced (the replica rolls back
+        // and executes the batch again on the agreed one): it counts as missing.
+        let missing = n_exec - counts.values().sum::<usize>();
         match best {
             Some((_, n)) if n >= token_quorum && !self.may_vote() => {
                 // Recovered from a restart: this verifier may have voted in this view before.
@@ -113,6 +148,7 @@ impl Verifier {
                     slot.sent_commit = Some(token);
                     self.send_verifiers(Message::Commit { view, seq, token });
                 }
+                self.evaluate_next(now, seq);
             }
             Some((_, n)) if n + missing < token_quorum => {
                 // No token can reach the quorum: the replicas diverged beyond repair by state
@@ -156,6 +192,7 @@ impl Verifier {
         if voters >= self.sizes.verifier_quorum && slot.sent_commit.is_none() && may_vote {
             slot.sent_commit = Some(token);
             self.send_verifiers(Message::Commit { view, seq, token });
+            self.evaluate_next(now, seq);
         }
     }
 
@@ -177,6 +214,7 @@ impl Verifier {
         if voters >= self.sizes.verifier_quorum && slot.committed.is_none() {
             slot.committed = Some(token);
             self.announce_commits();
+            self.evaluate_next(now, seq);
         }
     }
 

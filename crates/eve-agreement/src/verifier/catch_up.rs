@@ -85,7 +85,7 @@ impl Verifier {
 
     /// A peer says `seq` committed with `token`. With `r + 1` such words the verifier takes it
     /// as committed: in order if it lies within its window, by jumping there otherwise.
-    pub(super) fn on_vouch(&mut self, from: VerifierId, seq: BatchSeq, token: Token) {
+    pub(super) fn on_vouch(&mut self, now: Time, from: VerifierId, seq: BatchSeq, token: Token) {
         if seq <= self.committed {
             return;
         }
@@ -114,6 +114,8 @@ impl Verifier {
         } else {
             self.jump_to(seq, token);
         }
+        // The next batch's tokens may have waited for this one's.
+        self.evaluate_next(now, seq);
         let committed = self.committed;
         self.vouches.retain(|&s, _| s > committed);
     }

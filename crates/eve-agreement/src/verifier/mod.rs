@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// A verifier's record of one batch above its last committed one.
 #[derive(Clone, Debug, Default)]
 struct VSlot {
-    /// Each execution replica's first token for the batch in this view.
-    tokens: BTreeMap<ReplicaId, Token>,
+    /// Each execution replica's first token for the batch in this view, with the token of the
+    /// version it executed the batch on.
+    tokens: BTreeMap<ReplicaId, (Token, Token)>,
     prepares: BTreeMap<Token, BTreeSet<VerifierId>>,
     commits: BTreeMap<Token, BTreeSet<VerifierId>>,
     sent_prepare: Option<Token>,
@@ -251,10 +252,16 @@ impl Verifier {
             return self.handle_while_recovering(now, from, msg);
         }
         match (from, msg) {
-            (NodeId::Replica(r), Message::Verify { view, seq, token })
-                if (r.0 as usize) < self.sizes.n_exec =>
-            {
-                self.on_verify(now, r, view, seq, token)
+            (
+                NodeId::Replica(r),
+                Message::Verify {
+                    view,
+                    seq,
+                    token,
+                    prev,
+                },
+            ) if (r.0 as usize) < self.sizes.n_exec => {
+                self.on_verify(now, r, view, seq, token, prev)
             }
             (NodeId::Replica(r), Message::Suspect { view })
                 if (r.0 as usize) < self.sizes.n_exec =>
@@ -278,7 +285,7 @@ impl Verifier {
                     token,
                     sequential: false,
                     ..
-                } => self.on_vouch(v, seq, token),
+                } => self.on_vouch(now, v, seq, token),
                 Message::ViewChange {
                     new_view,
                     view,
