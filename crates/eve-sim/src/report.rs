@@ -60,6 +60,9 @@ pub struct Exercised {
     pub forged_requests: u64,
     /// Tokens of a diverged correct replica a Byzantine replica sent as its own.
     pub echoed_tokens: u64,
+    /// Runs in Eve mode (the others are primary-backup, which has no verifiers, loses no
+    /// message and cuts no link by design).
+    pub eve_runs: u64,
     /// Runs whose Byzantine replica echoes diverged tokens (drawn only with `u >= 2`).
     pub echo_runs: u64,
     /// Runs with a Byzantine verifier.
@@ -106,6 +109,7 @@ impl Exercised {
         self.colluding_deliveries += other.colluding_deliveries;
         self.forged_requests += other.forged_requests;
         self.echoed_tokens += other.echoed_tokens;
+        self.eve_runs += other.eve_runs;
         self.echo_runs += other.echo_runs;
         self.byzantine_verifier_runs += other.byzantine_verifier_runs;
         self.verifier_lies += other.verifier_lies;
@@ -160,6 +164,13 @@ impl RunReport {
             mode: match scenario.cluster.mode {
                 eve_types::ReplicationMode::Eve { u, r } => format!("{u},{r}"),
                 eve_types::ReplicationMode::PrimaryBackup => "pb".to_string(),
+            },
+            counts: Exercised {
+                eve_runs: u64::from(matches!(
+                    scenario.cluster.mode,
+                    eve_types::ReplicationMode::Eve { .. }
+                )),
+                ..Exercised::default()
             },
             ..Self::default()
         }

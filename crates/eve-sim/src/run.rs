@@ -63,8 +63,19 @@ pub struct Summary {
 }
 
 /// The exercised counts that only runs with a Byzantine replica can raise.
-/// Counted only in seed sets with `u >= 2`, where the echoing replica is drawn.
+/// Counted only in seed sets where the echoing replica is drawn.
 const ECHOED: &str = "diverged replicas' tokens echoed by a Byzantine one";
+
+/// Counts that primary-backup runs cannot raise (no verifiers; by design no lost or late
+/// message, no fault slots, no restart of every replica): required only when some run was Eve.
+const EVE_ONLY_COUNTS: [&str; 6] = [
+    "overlapping faults",
+    "late deliveries (past a timeout)",
+    "verifier restarts",
+    "verifier recoveries",
+    "transfers that outlasted a timeout",
+    "stalls reported after every replica lost its state",
+];
 
 const BYZANTINE_COUNTS: [&str; 7] = [
     "Byzantine primaries",
@@ -162,14 +173,17 @@ impl Summary {
 
     /// The names of exercised counts that stayed zero. The Byzantine ones count only when
     /// some run had a Byzantine replica or verifier (never with `r = 0`), the echoed tokens
-    /// only when some run drew the replica that echoes them.
+    /// only when some run drew the replica that echoes them, and the counts primary-backup
+    /// cannot raise only when some run was Eve.
     pub fn unexercised(&self) -> Vec<&'static str> {
         let byzantine = self.counts.byzantine_runs > 0;
         let echo = self.counts.echo_runs > 0;
+        let eve = self.counts.eve_runs > 0;
         self.exercised()
             .into_iter()
             .filter(|(name, n)| *n == 0 && (byzantine || !BYZANTINE_COUNTS.contains(name)))
             .filter(|(name, _)| echo || *name != ECHOED)
+            .filter(|(name, _)| eve || !EVE_ONLY_COUNTS.contains(name))
             .map(|(name, _)| name)
             .collect()
     }
