@@ -45,11 +45,11 @@ impl Roots {
 /// holds: the zero token for the first batch (the verifiers' token of the empty start), and
 /// the zero token too where the roots are not held (a token that then counts nowhere).
 pub fn base_token(roots: &std::collections::BTreeMap<BatchSeq, Roots>, seq: BatchSeq) -> Token {
-    match seq.0.checked_sub(1) {
-        None | Some(0) => Token(Digest::ZERO),
+    match seq.prev() {
+        None | Some(BatchSeq(0)) => Token(Digest::ZERO),
         Some(prev) => roots
-            .get(&BatchSeq(prev))
-            .map_or(Token(Digest::ZERO), |r| r.token(BatchSeq(prev))),
+            .get(&prev)
+            .map_or(Token(Digest::ZERO), |r| r.token(prev)),
     }
 }
 

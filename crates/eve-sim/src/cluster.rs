@@ -938,53 +938,32 @@ impl Cluster {
                     }
                 }
                 let n = self.replicas.len() as u32;
-                let msg = match (byzantine, msg) {
-                    (
-                        None,
-                        Message::Verify {
-                            view,
-                            seq,
-                            token,
-                            prev,
-                        },
-                    ) => {
-                        self.saw_token(view, seq, (prev, token));
-                        Message::Verify {
-                            view,
-                            seq,
-                            token,
-                            prev,
+                let mut msg = msg;
+                if let Message::Verify {
+                    view,
+                    seq,
+                    token,
+                    prev,
+                } = &mut msg
+                {
+                    match byzantine {
+                        None => self.saw_token(*view, *seq, (*prev, *token)),
+                        Some(Byzantine::EchoDiverged) => {
+                            // The diverged replica's token, with the version it executed on
+                            // (a claim on the agreed version would match no correct replica's).
+                            let diverged = self
+                                .tokens_sent
+                                .get(&(*view, *seq))
+                                .and_then(|tokens| tokens.iter().find(|t| **t != (*prev, *token)))
+                                .copied();
+                            if let Some((p, t)) = diverged {
+                                self.report.counts.echoed_tokens += 1;
+                                (*prev, *token) = (p, t);
+                            }
                         }
+                        Some(_) => {}
                     }
-                    (
-                        Some(Byzantine::EchoDiverged),
-                        Message::Verify {
-                            view,
-                            seq,
-                            token,
-                            prev,
-                        },
-                    ) => {
-                        // The diverged replica's token, with the version it executed on (a
-                        // claim on the agreed version would not match any correct replica's).
-                        let diverged = self
-                            .tokens_sent
-                            .get(&(view, seq))
-                            .and_then(|tokens| tokens.iter().find(|t| **t != (prev, token)))
-                            .copied();
-                        if diverged.is_some() {
-                            self.report.counts.echoed_tokens += 1;
-                        }
-                        let (prev, token) = diverged.unwrap_or((prev, token));
-                        Message::Verify {
-                            view,
-                            seq,
-                            token,
-                            prev,
-                        }
-                    }
-                    (_, msg) => msg,
-                };
+                }
                 match byzantine {
                     Some(kind) => {
                         let is_token = matches!(msg, Message::Verify { .. });

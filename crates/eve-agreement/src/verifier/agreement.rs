@@ -111,7 +111,7 @@ impl Verifier {
     /// reach the token quorum. Until the previous batch is settled the tokens wait.
     fn evaluate_tokens(&mut self, now: Time, seq: BatchSeq) {
         let (n_exec, token_quorum) = (self.sizes.n_exec, self.sizes.token_quorum);
-        let Some(base) = self.settled_token(BatchSeq(seq.0 - 1)) else {
+        let Some(base) = seq.prev().and_then(|prev| self.settled_token(prev)) else {
             return;
         };
         let slot = self.slots.get(&seq).expect("evaluated slots exist");
@@ -261,18 +261,24 @@ impl Verifier {
             .and_then(|slot| slot.committed)
         {
             let seq = self.committed.next();
-            self.slots.remove(&seq);
-            self.committed = seq;
-            self.committed_token = token;
-            self.remember(seq, token);
             self.counters.batches_committed += 1;
-            let view = self.view;
-            self.send_replicas(Message::Verified {
-                view,
-                seq,
-                token,
-                sequential: false,
-            });
+            self.settle_committed(seq, token);
         }
+    }
+
+    /// Takes `seq`, committed with `token`, as the last committed batch (dropping the slots up
+    /// to it) and tells the execution replicas.
+    pub(super) fn settle_committed(&mut self, seq: BatchSeq, token: Token) {
+        self.slots = self.slots.split_off(&seq.next());
+        self.committed = seq;
+        self.committed_token = token;
+        self.remember(seq, token);
+        let view = self.view;
+        self.send_replicas(Message::Verified {
+            view,
+            seq,
+            token,
+            sequential: false,
+        });
     }
 }

@@ -124,17 +124,7 @@ impl Verifier {
     /// before it (too far behind to hold their slots; execution replicas catch up by state
     /// transfer).
     fn jump_to(&mut self, seq: BatchSeq, token: Token) {
-        self.slots.retain(|&s, _| s > seq);
-        self.committed = seq;
-        self.committed_token = token;
-        self.remember(seq, token);
-        let view = self.view;
-        self.send_replicas(Message::Verified {
-            view,
-            seq,
-            token,
-            sequential: false,
-        });
+        self.settle_committed(seq, token);
         // Slots just above may have been waiting for this one.
         self.announce_commits();
     }
