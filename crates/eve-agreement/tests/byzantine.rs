@@ -393,3 +393,33 @@ fn a_token_executed_on_a_version_that_lost_does_not_count_even_when_echoed() {
         "the token executed on the agreed version commits, R2's second one replacing its first"
     );
 }
+
+/// A verifier further behind than its window (a long partition) cannot hold the slots in
+/// between: on `r + 1` peers' word that a batch past the window committed it jumps there and
+/// tells the replicas; one peer's word is not enough.
+#[test]
+fn a_verifier_past_its_window_jumps_to_a_batch_its_peers_vouch_for() {
+    let mut v = Verifier::new(VerifierId(0), config(1, 1));
+    let now = eve_agreement::Time(1_000);
+    let far = BatchSeq(eve_agreement::limits::SEQ_WINDOW + 5);
+    let token = Token(Digest([3; 32]));
+    let vouch = Message::Verified {
+        view: View(0),
+        seq: far,
+        token,
+        sequential: false,
+    };
+    v.handle_message(now, NodeId::Verifier(VerifierId(1)), vouch.clone());
+    assert_eq!(v.committed(), BatchSeq(0), "one peer's word is not enough");
+    let _ = std::iter::from_fn(|| v.poll_output()).count();
+    v.handle_message(now, NodeId::Verifier(VerifierId(2)), vouch.clone());
+    assert_eq!(v.committed(), far);
+    let told: Vec<Output> = std::iter::from_fn(|| v.poll_output()).collect();
+    assert!(
+        told.contains(&Output::Send {
+            to: NodeId::Replica(ReplicaId(0)),
+            msg: vouch,
+        }),
+        "the replicas hear of it: {told:?}"
+    );
+}
