@@ -2,15 +2,16 @@
 //! it carries a valid signature of its client over [`Request::signing_payload`]; with `r = 0`
 //! requests are not signed and nothing is checked. The logic knows no cryptography: it asks a
 //! [`RequestVerifier`] (the node's checks ed25519 signatures under the keys the clients'
-//! certificates hold), and a client signs through a [`RequestSigner`].
+//! certificates hold), and a client signs through a [`RequestSigner`]. Verifiers sign their
+//! votes through a [`VerifierAuth`](crate::certificate::VerifierAuth) (see `certificate.rs`).
 
-use eve_types::{ClientId, Digest, Request, RequestSignature};
+use eve_types::{ClientId, Digest, Request, Signature, VerifierId};
 use std::collections::BTreeMap;
 
 /// Signs a client's requests.
 pub trait RequestSigner: Send + Sync {
     /// The signature of `payload` (a request's signing payload).
-    fn sign(&self, payload: &[u8]) -> RequestSignature;
+    fn sign(&self, payload: &[u8]) -> Signature;
 }
 
 /// What a verifier found of one request.
@@ -79,10 +80,10 @@ impl KeyedHashAuth {
             .map(|&secret| KeyedHashSigner { secret })
     }
 
-    fn tag(secret: &[u8; 32], payload: &[u8]) -> RequestSignature {
+    fn tag(secret: &[u8; 32], payload: &[u8]) -> Signature {
         let mut signature = [0u8; 64];
         signature[..32].copy_from_slice(blake3::keyed_hash(secret, payload).as_bytes());
-        RequestSignature(signature)
+        Signature(signature)
     }
 }
 
@@ -107,6 +108,41 @@ impl RequestVerifier for KeyedHashAuth {
     }
 }
 
+/// A verifier's signer and checker from one secret per verifier, for the simulator and tests
+/// (a keyed hash: see [`KeyedHashAuth`]). Each verifier is given its own; a simulated Byzantine
+/// verifier signs its lies with its own secret and cannot sign for the others.
+#[derive(Clone, Debug)]
+pub struct KeyedHashVerifierAuth {
+    me: VerifierId,
+    secrets: Vec<[u8; 32]>,
+}
+
+impl KeyedHashVerifierAuth {
+    /// Verifier `me`'s, in a cluster of `n_ver` verifiers whose secrets derive from `seed`.
+    pub fn new(seed: u64, n_ver: usize, me: VerifierId) -> Self {
+        let secrets = (0..n_ver as u32)
+            .map(|v| {
+                let mut material = seed.to_le_bytes().to_vec();
+                material.extend_from_slice(&v.to_le_bytes());
+                blake3::derive_key("eve keyed-hash verifier secret", &material)
+            })
+            .collect();
+        Self { me, secrets }
+    }
+}
+
+impl crate::certificate::VerifierAuth for KeyedHashVerifierAuth {
+    fn sign(&self, payload: &[u8]) -> Signature {
+        KeyedHashAuth::tag(&self.secrets[self.me.0 as usize], payload)
+    }
+
+    fn check(&self, signer: VerifierId, payload: &[u8], signature: &Signature) -> bool {
+        self.secrets
+            .get(signer.0 as usize)
+            .is_some_and(|secret| KeyedHashAuth::tag(secret, payload) == *signature)
+    }
+}
+
 /// One client's [`KeyedHashAuth`] signer.
 #[derive(Clone, Debug)]
 pub struct KeyedHashSigner {
@@ -114,7 +150,7 @@ pub struct KeyedHashSigner {
 }
 
 impl RequestSigner for KeyedHashSigner {
-    fn sign(&self, payload: &[u8]) -> RequestSignature {
+    fn sign(&self, payload: &[u8]) -> Signature {
         KeyedHashAuth::tag(&self.secret, payload)
     }
 }

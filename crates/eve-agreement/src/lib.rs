@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod certificate;
 mod client;
 mod driver;
 mod exec_side;
@@ -31,7 +32,10 @@ pub use driver::{Driver, Effect, Effects, Io, Logic, ReplicaLogic, TimerStillDue
 pub use exec_side::{
     CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
 };
-pub use message::{Batch, DecodeError, Lock, Message, RecoveryState, Roots, StateReply};
+pub use message::{
+    Batch, DecodeError, Lock, Message, ProvenViewChange, RecoveryState, Roots, StateReply,
+    ViewChangeProof,
+};
 pub use node::{Drops, NodeId, Output};
 pub use primary_backup::{PbCounters, PbReplica};
 pub use replica::{Replica, ReplicaCounters};

@@ -6,7 +6,8 @@
 use bytes::Bytes;
 use eve_exec::Token;
 use eve_state::{Chunk, ChunkRequest, Delta, Manifest};
-use eve_types::{BatchSeq, Digest, NonDet, Reply, Request, View};
+use crate::certificate::{Certificate, Claims};
+use eve_types::{BatchSeq, Digest, NonDet, Reply, Request, Signature, VerifierId, View};
 use serde::{Deserialize, Serialize};
 
 /// A batch as the primary orders it.
@@ -79,8 +80,34 @@ pub struct RecoveryState {
     /// Its last committed batch and that batch's token.
     pub committed: (BatchSeq, Token),
     /// Its locks above `committed` made in `entered`, its own and those it learned when it
-    /// recovered.
+    /// recovered (with `r >= 1`: its highest lock, whichever view it was made in).
     pub locked: Vec<Lock>,
+    /// With `r >= 1`: the certificates of `committed` and `locked`, which the restarted
+    /// participant checks before it believes them.
+    pub claims: Option<Claims>,
+}
+
+/// With `r >= 1`: what proves a `ViewChange`'s claims, and its sender's signature over it
+/// ([`view_change_payload`](crate::certificate::view_change_payload)), so that the leader can
+/// relay it in its `NewView`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChangeProof {
+    /// The certificates of the claims.
+    pub claims: Claims,
+    /// The sender's signature.
+    pub signature: Signature,
+}
+
+/// A signed `ViewChange` as a `NewView` relays it (with `r >= 1`): its claims are those of
+/// the certificates, and its new view the `NewView`'s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvenViewChange {
+    /// Its sender.
+    pub from: VerifierId,
+    /// The view its sender was in.
+    pub view: View,
+    /// Its claims and signature.
+    pub proof: ViewChangeProof,
 }
 
 /// A peer's answer to a [`Message::StateRequest`].
@@ -152,6 +179,8 @@ pub enum Message {
         seq: BatchSeq,
         /// The token.
         token: Token,
+        /// The sender's signature over the vote (with `r >= 1`), for certificates.
+        signature: Option<Signature>,
     },
     /// Verifier to verifiers: ready to commit `token` for `seq`. In primary-backup mode,
     /// primary to backup: the batch committed.
@@ -162,7 +191,12 @@ pub enum Message {
         seq: BatchSeq,
         /// The token.
         token: Token,
+        /// The sender's signature over the vote (verifiers with `r >= 1`), for certificates.
+        signature: Option<Signature>,
     },
+    /// Verifier to a lagging verifier (with `r >= 1`): the commit certificate of a batch it
+    /// missed, which proves on its own that the batch committed.
+    Certified(Box<Certificate>),
     /// Verifier to execution replicas: `token` is agreed for `seq`. With `sequential`, the
     /// verifiers moved to `view`, whose first batches follow `seq` and execute sequentially.
     Verified {
@@ -183,8 +217,11 @@ pub enum Message {
         view: View,
         /// The sender's last committed batch and its token.
         committed: (BatchSeq, Token),
-        /// The sender's locks above `committed`, each with the view it was made in.
+        /// The sender's locks above `committed`, each with the view it was made in (with
+        /// `r >= 1`, only the highest, whichever view it was made in).
         locked: Vec<Lock>,
+        /// With `r >= 1`: the certificates of the claims and the sender's signature.
+        proof: Option<Box<ViewChangeProof>>,
     },
     /// The leader of `view` to verifiers: the view starts after `start`.
     NewView {
@@ -194,6 +231,9 @@ pub enum Message {
         start: BatchSeq,
         /// Its token.
         token: Token,
+        /// With `r >= 1`: the verifier quorum of signed `ViewChange`s the start was computed
+        /// from; every verifier checks them and computes the start again before it follows.
+        proof: Vec<ProvenViewChange>,
     },
     /// Execution replica to peer: send state to bring my `base` version to `target`.
     StateRequest {
@@ -254,6 +294,7 @@ impl Message {
             Message::QueryCommitted => "query-committed",
             Message::Prepare { .. } => "prepare",
             Message::Commit { .. } => "commit",
+            Message::Certified(_) => "certified",
             Message::Verified { .. } => "verified",
             Message::ViewChange { .. } => "view-change",
             Message::NewView { .. } => "new-view",

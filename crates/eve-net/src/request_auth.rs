@@ -10,9 +10,9 @@
 //! signatures it found valid: when the logic asks, a remembered one costs a hash.
 
 use crate::certs::Credentials;
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::{Signature as Ed25519Signature, VerifyingKey};
 use eve_agreement::auth::{RequestSigner, RequestVerifier, Verdict};
-use eve_types::{ClientId, Digest, Request, RequestSignature};
+use eve_types::{ClientId, Digest, Request, Signature};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use rustls::pki_types::CertificateDer;
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -55,7 +55,7 @@ impl Checked {
 }
 
 /// What a remembered valid signature is known by: the payload it signs and its bytes.
-fn checked_digest(payload: &[u8], signature: &RequestSignature) -> [u8; 32] {
+fn checked_digest(payload: &[u8], signature: &Signature) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(payload);
     hasher.update(&signature.0);
@@ -136,7 +136,7 @@ impl RequestVerifier for ClientKeyring {
                         let payload = request.signing_payload(cluster);
                         let digest = checked_digest(&payload, signature);
                         if !checked.set.contains(&digest) {
-                            let signature = Signature::from_bytes(&signature.0);
+                            let signature = Ed25519Signature::from_bytes(&signature.0);
                             pending.push((i, payload, signature, *key, digest));
                         }
                         Verdict::Valid
@@ -149,7 +149,7 @@ impl RequestVerifier for ClientKeyring {
         }
         let together = pending.len() > 1 && {
             let payloads: Vec<&[u8]> = pending.iter().map(|p| p.1.as_slice()).collect();
-            let signatures: Vec<Signature> = pending.iter().map(|p| p.2).collect();
+            let signatures: Vec<Ed25519Signature> = pending.iter().map(|p| p.2).collect();
             let keys: Vec<VerifyingKey> = pending.iter().map(|p| p.3).collect();
             ed25519_dalek::verify_batch(&payloads, &signatures, &keys).is_ok()
         };
@@ -220,9 +220,9 @@ impl Ed25519Signer {
 }
 
 impl RequestSigner for Ed25519Signer {
-    fn sign(&self, payload: &[u8]) -> RequestSignature {
+    fn sign(&self, payload: &[u8]) -> Signature {
         let signature = self.key.sign(payload);
-        RequestSignature(
+        Signature(
             signature
                 .as_ref()
                 .try_into()

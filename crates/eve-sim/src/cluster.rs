@@ -6,7 +6,7 @@ use crate::checks::Checks;
 use crate::network::Network;
 use crate::reference::Reference;
 use crate::report::RunReport;
-use crate::scenario::{Byzantine, ByzantineVerifier, FaultKind, Scenario};
+use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
 use bytes::Bytes;
 use eve_agreement::{
@@ -167,6 +167,8 @@ pub struct Cluster {
     report: RunReport,
     /// Checks the clients' signatures for every replica.
     auth: std::sync::Arc<eve_agreement::auth::KeyedHashAuth>,
+    /// Each verifier's signing secret (used with r >= 1).
+    verifier_auth: Vec<std::sync::Arc<eve_agreement::auth::KeyedHashVerifierAuth>>,
     /// The first batch a Byzantine primary withheld that no correct replica has committed
     /// yet, and when (the start of a stall it caused).
     withheld: Option<(eve_types::BatchSeq, Time)>,
@@ -218,9 +220,21 @@ impl Cluster {
                 }
             })
             .collect();
+        let verifier_auth: Vec<_> = (0..sizes.n_ver as u32)
+            .map(|i| {
+                std::sync::Arc::new(eve_agreement::auth::KeyedHashVerifierAuth::new(
+                    seed,
+                    sizes.n_ver,
+                    VerifierId(i),
+                ))
+            })
+            .collect();
         let verifiers = (0..sizes.n_ver as u32)
             .map(|i| VerifierNode {
-                driver: Driver::new(Verifier::new(VerifierId(i), config.clone())),
+                driver: Driver::new(
+                    Verifier::new(VerifierId(i), config.clone())
+                        .with_auth(verifier_auth[i as usize].clone()),
+                ),
                 up: true,
                 dead: false,
                 incarnation: 0,
@@ -260,6 +274,7 @@ impl Cluster {
             withheld: None,
             tokens_sent: BTreeMap::new(),
             auth,
+            verifier_auth,
             trace: blake3::Hasher::new(),
             log: None,
             log_contents: false,
@@ -746,7 +761,8 @@ impl Cluster {
         self.report.add_verifier(node.driver.logic().counters());
         node.up = true;
         self.report.counts.verifier_restarts += 1;
-        let logic = Verifier::restart(id, self.config.clone(), nonce);
+        let logic = Verifier::restart(id, self.config.clone(), nonce)
+            .with_auth(self.verifier_auth[id.0 as usize].clone());
         let mut io = self.io();
         self.verifiers[id.0 as usize].driver.replace(logic, &mut io);
         self.carry_out(NodeId::Verifier(id), io);
@@ -1001,8 +1017,14 @@ impl Cluster {
                     && self.scenario.faults.byzantine_verifier.is_some()
                     && id.0 == self.scenario.faults.byzantine_verifier_id =>
             {
-                let kind = self.scenario.faults.byzantine_verifier.expect("checked");
-                match lie_as_verifier(kind, to, msg) {
+                let liar = crate::lying_verifier::LyingVerifier {
+                    kind: self.scenario.faults.byzantine_verifier.expect("checked"),
+                    me: id,
+                    auth: &self.verifier_auth[id.0 as usize],
+                    cluster: self.config.cluster_id,
+                    n_ver: self.verifiers.len() as u32,
+                };
+                match liar.lie(to, msg) {
                     Some(lie) => {
                         if lie.1 {
                             self.report.counts.verifier_lies += 1;
@@ -1121,6 +1143,10 @@ impl Cluster {
         self.report.counts.echo_runs =
             u64::from(self.scenario.faults.byzantine == Some(Byzantine::EchoDiverged));
         self.report.counts.byzantine_verifier_runs = u64::from(lying_verifier);
+        self.report.counts.forging_runs = u64::from(matches!(
+            self.scenario.faults.byzantine_verifier,
+            Some(crate::ByzantineVerifier::ForgeClaims | crate::ByzantineVerifier::LyingLeader)
+        ));
         self.report.counts.byzantine_runs =
             u64::from(self.replicas.iter().any(|r| r.byzantine.is_some()) || lying_verifier);
         for client in &mut self.clients {
@@ -1223,85 +1249,6 @@ fn new_executor(
     };
     let executor = Executor::new(app, state, mixer, Box::new(SeededRunner::new(seed)));
     ReplicaExecutor::new(executor).with_chunk_bytes(SIM_CHUNK_BYTES)
-}
-
-/// What a Byzantine verifier sends to `to` instead of `msg` (nothing, for `None`), and
-/// whether it is a lie.
-fn lie_as_verifier(kind: ByzantineVerifier, to: NodeId, msg: Message) -> Option<(Message, bool)> {
-    let wrong = eve_exec::Token(eve_types::Digest([0xbd; 32]));
-    // An equivocating verifier lies to the verifiers and replicas of odd number.
-    let odd = match to {
-        NodeId::Verifier(v) => v.0 % 2 == 1,
-        NodeId::Replica(r) => r.0 % 2 == 1,
-        NodeId::Client(_) => false,
-    };
-    let lies = match kind {
-        ByzantineVerifier::WrongVotes => true,
-        ByzantineVerifier::Equivocate => odd,
-        ByzantineVerifier::WithholdViewChanges => false,
-    };
-    Some(match msg {
-        Message::Prepare { view, seq, .. } if lies => (
-            Message::Prepare {
-                view,
-                seq,
-                token: wrong,
-            },
-            true,
-        ),
-        Message::Commit { view, seq, .. } if lies => (
-            Message::Commit {
-                view,
-                seq,
-                token: wrong,
-            },
-            true,
-        ),
-        Message::Verified {
-            view,
-            seq,
-            sequential,
-            ..
-        } if lies => (
-            Message::Verified {
-                view,
-                seq,
-                token: wrong,
-                sequential,
-            },
-            true,
-        ),
-        Message::ViewChange { new_view, view, .. }
-            if kind == ByzantineVerifier::Equivocate && odd =>
-        {
-            (
-                Message::ViewChange {
-                    new_view,
-                    view,
-                    committed: (
-                        eve_types::BatchSeq(0),
-                        eve_exec::Token(eve_types::Digest::ZERO),
-                    ),
-                    locked: Vec::new(),
-                },
-                true,
-            )
-        }
-        Message::ViewChange { .. } | Message::NewView { .. } | Message::Lagging { .. }
-            if kind == ByzantineVerifier::WithholdViewChanges =>
-        {
-            return None;
-        }
-        Message::Verified {
-            sequential: false, ..
-        } if kind == ByzantineVerifier::WithholdViewChanges
-            && matches!(to, NodeId::Verifier(_)) =>
-        {
-            // An answer to a lagging peer.
-            return None;
-        }
-        msg => (msg, false),
-    })
 }
 
 /// What a Byzantine replica sends instead of `msg` (nothing, for `None`).

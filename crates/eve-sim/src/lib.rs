@@ -55,6 +55,7 @@ mod checks;
 mod cluster;
 pub mod kv_history;
 pub mod linearizability;
+mod lying_verifier;
 pub mod network;
 mod reference;
 mod report;

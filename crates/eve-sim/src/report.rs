@@ -69,6 +69,11 @@ pub struct Exercised {
     pub byzantine_verifier_runs: u64,
     /// Messages a Byzantine verifier falsified or withheld.
     pub verifier_lies: u64,
+    /// Runs whose Byzantine verifier forges certificates or lies as leader.
+    pub forging_runs: u64,
+    /// Votes, view changes, announcements, certificates and recovery answers verifiers
+    /// refused because their proof did not hold.
+    pub proofs_refused: u64,
     /// Runs that ended stalled, every replica saying why (the committed state was lost).
     pub stalls_reported: u64,
     /// Released replies judged against a sequential replay of the committed batches.
@@ -113,6 +118,8 @@ impl Exercised {
         self.echo_runs += other.echo_runs;
         self.byzantine_verifier_runs += other.byzantine_verifier_runs;
         self.verifier_lies += other.verifier_lies;
+        self.forging_runs += other.forging_runs;
+        self.proofs_refused += other.proofs_refused;
         self.stalls_reported += other.stalls_reported;
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;
@@ -216,6 +223,7 @@ impl RunReport {
         self.counts.no_quorum += c.no_quorum;
         self.counts.verifier_recoveries += c.recoveries;
         self.counts.verifier_catch_ups += c.batches_caught_up;
+        self.counts.proofs_refused += c.proofs_refused;
         self.add_drops(&c.drops);
     }
 

@@ -66,6 +66,10 @@ pub struct Summary {
 /// Counted only in seed sets where the echoing replica is drawn.
 const ECHOED: &str = "diverged replicas' tokens echoed by a Byzantine one";
 
+/// Counted only in seed sets where a verifier that forges certificates or lies as leader is
+/// drawn.
+const REFUSED: &str = "forged claims and announcements refused for their proof";
+
 /// Counts that primary-backup runs cannot raise (no verifiers; by design no lost or late
 /// message, no fault slots, no restart of every replica): required only when some run was Eve.
 const EVE_ONLY_COUNTS: [&str; 6] = [
@@ -111,7 +115,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 22] {
+    pub fn exercised(&self) -> [(&'static str, u64); 23] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -156,6 +160,7 @@ impl Summary {
                 "messages a Byzantine verifier falsified or withheld",
                 self.counts.verifier_lies,
             ),
+            (REFUSED, self.counts.proofs_refused),
             (
                 "stalls reported after every replica lost its state",
                 self.counts.stalls_reported,
@@ -173,16 +178,19 @@ impl Summary {
 
     /// The names of exercised counts that stayed zero. The Byzantine ones count only when
     /// some run had a Byzantine replica or verifier (never with `r = 0`), the echoed tokens
-    /// only when some run drew the replica that echoes them, and the counts primary-backup
+    /// only when some run drew the replica that echoes them, the refused proofs only when some
+    /// run drew a verifier that forges them, and the counts primary-backup
     /// cannot raise only when some run was Eve.
     pub fn unexercised(&self) -> Vec<&'static str> {
         let byzantine = self.counts.byzantine_runs > 0;
         let echo = self.counts.echo_runs > 0;
+        let forging = self.counts.forging_runs > 0;
         let eve = self.counts.eve_runs > 0;
         self.exercised()
             .into_iter()
             .filter(|(name, n)| *n == 0 && (byzantine || !BYZANTINE_COUNTS.contains(name)))
             .filter(|(name, _)| echo || *name != ECHOED)
+            .filter(|(name, _)| forging || *name != REFUSED)
             .filter(|(name, _)| eve || !EVE_ONLY_COUNTS.contains(name))
             .map(|(name, _)| name)
             .collect()

@@ -43,6 +43,12 @@ pub enum ByzantineVerifier {
     /// Takes part in agreement but never sends a view change, a new view, or an answer to a
     /// lagging peer.
     WithholdViewChanges,
+    /// Claims in its view changes and recovery answers a batch committed and a lock that
+    /// nobody voted for, with forged certificates (its own signature in the others' names):
+    /// believed, they would start a view above every real batch or below committed ones.
+    ForgeClaims,
+    /// As the leader of a view, announces a start that its proof does not give.
+    LyingLeader,
 }
 
 /// What a fault window does to the node it strikes.
@@ -295,7 +301,9 @@ impl Scenario {
                     ByzantineVerifier::WrongVotes,
                     ByzantineVerifier::Equivocate,
                     ByzantineVerifier::WithholdViewChanges,
-                ][(lying >> 8) as usize % 3],
+                    ByzantineVerifier::ForgeClaims,
+                    ByzantineVerifier::LyingLeader,
+                ][(lying >> 8) as usize % 5],
             );
             let n_ver = 2 * u64::from(u) + u64::from(r) + 1;
             faults.byzantine_verifier_id = ((lying >> 16) % n_ver) as u32;

@@ -28,5 +28,5 @@ mod rng;
 pub use config::{ClusterConfig, ConfigError, QuorumSizes, ReplicationMode, ValidConfig};
 pub use digest::Digest;
 pub use ids::{BatchSeq, ClientId, ReplicaId, RequestNo, VerifierId, View};
-pub use request::{NonDet, Reply, Request, RequestError, RequestSignature};
+pub use request::{NonDet, Reply, Request, RequestError, Signature};
 pub use rng::{SplitMix64, splitmix64};

@@ -16,16 +16,17 @@ pub struct Request {
     pub op: Bytes,
     /// The client's signature over [`signing_payload`](Self::signing_payload), required when
     /// the cluster tolerates Byzantine replicas (`r >= 1`) and absent otherwise.
-    pub signature: Option<RequestSignature>,
+    pub signature: Option<Signature>,
 }
 
-/// A 64-byte signature of a request by its client (ed25519 in the node).
+/// A 64-byte signature (ed25519 in the node): a client's over its request, a verifier's over
+/// its vote or view change.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RequestSignature(pub [u8; 64]);
+pub struct Signature(pub [u8; 64]);
 
-impl std::fmt::Debug for RequestSignature {
+impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RequestSignature(")?;
+        write!(f, "Signature(")?;
         for byte in &self.0[..8] {
             write!(f, "{byte:02x}")?;
         }
@@ -33,17 +34,17 @@ impl std::fmt::Debug for RequestSignature {
     }
 }
 
-impl Serialize for RequestSignature {
+impl Serialize for Signature {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.0)
     }
 }
 
-impl<'de> Deserialize<'de> for RequestSignature {
+impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = RequestSignature;
+            type Value = Signature;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("64 bytes")
             }
@@ -51,7 +52,7 @@ impl<'de> Deserialize<'de> for RequestSignature {
                 let bytes: [u8; 64] = bytes
                     .try_into()
                     .map_err(|_| E::invalid_length(bytes.len(), &self))?;
-                Ok(RequestSignature(bytes))
+                Ok(Signature(bytes))
             }
         }
         deserializer.deserialize_bytes(Visitor)
@@ -176,7 +177,7 @@ mod tests {
     #[test]
     fn a_signature_round_trips_and_the_payload_binds_every_field() {
         let mut request = Request::new(ClientId(7), RequestNo(9), &b"op"[..]).unwrap();
-        request.signature = Some(RequestSignature([5; 64]));
+        request.signature = Some(Signature([5; 64]));
         let bytes = postcard::to_allocvec(&request).unwrap();
         assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), request);
         let cluster = crate::Digest([1; 32]);

@@ -4,18 +4,12 @@
 //! committed batches are announced to execution replicas in order.
 
 use super::{VSlot, Verifier};
+use crate::certificate::{Certificate, Round};
 use crate::limits::SEQ_WINDOW;
-use crate::message::Message;
+use crate::message::{Lock, Message};
 use crate::time::Time;
 use eve_exec::Token;
-use eve_types::{BatchSeq, ReplicaId, VerifierId, View};
-
-/// The two voting rounds among verifiers.
-#[derive(Clone, Copy)]
-enum Round {
-    Prepare,
-    Commit,
-}
+use eve_types::{BatchSeq, ReplicaId, Signature, VerifierId, View};
 
 impl Verifier {
     pub(super) fn on_verify(
@@ -29,7 +23,7 @@ impl Verifier {
     ) {
         if seq <= self.committed {
             // A replica that missed `Verified` repeats its token: repeat the answer.
-            if let Some(&agreed) = self.recent.get(&seq) {
+            if let Some(&(agreed, _)) = self.recent.get(&seq) {
                 let msg = Message::Verified {
                     view: self.view,
                     seq,
@@ -75,12 +69,18 @@ impl Verifier {
         self.evaluate_tokens(now, seq);
     }
 
-    /// The slot of `seq`, unless it is committed or beyond the window.
-    fn slot(&mut self, seq: BatchSeq) -> Option<&mut VSlot> {
-        if seq <= self.committed {
+    /// The slot of `seq`, unless it is committed or beyond the window (the start of the view
+    /// while it is committed again in it, whose slot exists from the view's entry on, always).
+    pub(super) fn slot(&mut self, seq: BatchSeq) -> Option<&mut VSlot> {
+        let floor = match self.opening {
+            Some((start, _)) if start == seq => return self.slots.get_mut(&seq),
+            Some((start, _)) => start.max(self.committed),
+            None => self.committed,
+        };
+        if seq <= floor {
             return None;
         }
-        if seq.0 > self.committed.0 + SEQ_WINDOW {
+        if seq.0 > floor.0 + SEQ_WINDOW {
             self.counters.drops.count("beyond-window");
             return None;
         }
@@ -141,13 +141,15 @@ impl Verifier {
             Some((token, n)) if n >= token_quorum => {
                 let (view, two_rounds) = (self.view, self.config_r() > 0);
                 let slot = self.slots.get_mut(&seq).expect("exists");
-                if two_rounds {
+                let round = if two_rounds {
                     slot.sent_prepare = Some(token);
-                    self.send_verifiers(Message::Prepare { view, seq, token });
+                    Round::Prepare
                 } else {
                     slot.sent_commit = Some(token);
-                    self.send_verifiers(Message::Commit { view, seq, token });
-                }
+                    Round::Commit
+                };
+                let vote = self.signed_vote(round, Lock { view, seq, token });
+                self.send_verifiers(vote);
                 self.evaluate_next(now, seq);
             }
             Some((_, n)) if n + missing < token_quorum => {
@@ -161,9 +163,9 @@ impl Verifier {
         }
     }
 
-    /// Keeps the tokens of the latest `SEQ_WINDOW` committed batches.
-    pub(super) fn remember(&mut self, seq: BatchSeq, token: Token) {
-        self.recent.insert(seq, token);
+    /// Keeps the tokens (and certificates) of the latest `SEQ_WINDOW` committed batches.
+    pub(super) fn remember(&mut self, seq: BatchSeq, token: Token, cert: Option<Certificate>) {
+        self.recent.insert(seq, (token, cert));
         while self.recent.len() > SEQ_WINDOW as usize {
             self.recent.pop_first();
         }
@@ -177,21 +179,27 @@ impl Verifier {
         &mut self,
         now: Time,
         from: VerifierId,
-        view: View,
-        seq: BatchSeq,
-        token: Token,
+        vote: Lock,
+        signature: Option<Signature>,
     ) {
-        let Some(voters) = self.record_vote(now, Round::Prepare, from, view, seq, token) else {
+        let Some(voters) = self.record_vote(now, Round::Prepare, from, vote, signature) else {
             return;
         };
         let may_vote = self.may_vote();
+        let proves = self.proves();
+        let Lock { seq, token, .. } = vote;
         let slot = self
             .slots
             .get_mut(&seq)
             .expect("a recorded vote has its slot");
         if voters >= self.sizes.verifier_quorum && slot.sent_commit.is_none() && may_vote {
             slot.sent_commit = Some(token);
-            self.send_verifiers(Message::Commit { view, seq, token });
+            if proves {
+                let lock = Self::certificate(Round::Prepare, vote, &slot.prepares[&token]);
+                self.raise_lock(lock);
+            }
+            let commit = self.signed_vote(Round::Commit, vote);
+            self.send_verifiers(commit);
             self.evaluate_next(now, seq);
         }
     }
@@ -200,52 +208,73 @@ impl Verifier {
         &mut self,
         now: Time,
         from: VerifierId,
-        view: View,
-        seq: BatchSeq,
-        token: Token,
+        vote: Lock,
+        signature: Option<Signature>,
     ) {
-        let Some(voters) = self.record_vote(now, Round::Commit, from, view, seq, token) else {
+        let Some(voters) = self.record_vote(now, Round::Commit, from, vote, signature) else {
             return;
         };
+        let proves = self.proves();
+        let Lock { seq, token, .. } = vote;
         let slot = self
             .slots
             .get_mut(&seq)
             .expect("a recorded vote has its slot");
         if voters >= self.sizes.verifier_quorum && slot.committed.is_none() {
             slot.committed = Some(token);
-            self.announce_commits();
-            self.evaluate_next(now, seq);
+            if proves {
+                slot.commit_cert = Some(Self::certificate(
+                    Round::Commit,
+                    vote,
+                    &slot.commits[&token],
+                ));
+            }
+            self.on_slot_committed(now, seq);
         }
     }
 
-    /// Records `from`'s vote of `round` for `token` at `seq`; returns how many verifiers voted
-    /// so, or `None` if the vote does not count (another view, a view change under way, a
-    /// batch committed or beyond the window). `r + 1` votes start the commit timer: a correct
-    /// verifier among them saw the token quorum, so the batch is real.
+    /// The slot of `seq` just committed: announce it (and what it unblocks), or open the view
+    /// if it is the view's start.
+    pub(super) fn on_slot_committed(&mut self, now: Time, seq: BatchSeq) {
+        if self.opening.is_some_and(|(start, _)| start == seq) {
+            self.open_view();
+        } else {
+            self.announce_commits();
+        }
+        self.evaluate_next(now, seq);
+    }
+
+    /// Records `from`'s vote of `round` for `vote`; returns how many verifiers voted so, or
+    /// `None` if the vote does not count (another view, a view change under way, a batch
+    /// committed or beyond the window, a vote not signed by its sender with `r >= 1`). `r + 1`
+    /// votes start the commit timer: a correct verifier among them saw the token quorum, so
+    /// the batch is real.
     fn record_vote(
         &mut self,
         now: Time,
         round: Round,
         from: VerifierId,
-        view: View,
-        seq: BatchSeq,
-        token: Token,
+        vote: Lock,
+        signature: Option<Signature>,
     ) -> Option<usize> {
-        if view != self.view || self.changing.is_some() {
+        if vote.view != self.view || self.changing.is_some() {
             self.counters.drops.count(match round {
                 Round::Prepare => "prepare-of-another-view",
                 Round::Commit => "commit-of-another-view",
             });
             return None;
         }
+        if !self.vote_is_signed(from, round, &vote, signature.as_ref()) {
+            return None;
+        }
         let real = self.sizes.client_reply_quorum;
-        let slot = self.slot(seq)?;
+        let slot = self.slot(vote.seq)?;
         let votes = match round {
             Round::Prepare => &mut slot.prepares,
             Round::Commit => &mut slot.commits,
         };
-        let voters = votes.entry(token).or_default();
-        voters.insert(from);
+        let voters = votes.entry(vote.token).or_default();
+        voters.insert(from, signature);
         let count = voters.len();
         if count >= real {
             slot.first_seen.get_or_insert(now);
@@ -254,25 +283,35 @@ impl Verifier {
     }
 
     /// Announces committed batches to execution replicas, in order without gaps.
+    /// The start of a view, while it is committed again in the view, is not announced here:
+    /// [`open_view`](Self::open_view) does.
     pub(super) fn announce_commits(&mut self) {
-        while let Some(token) = self
-            .slots
-            .get(&self.committed.next())
-            .and_then(|slot| slot.committed)
-        {
+        loop {
             let seq = self.committed.next();
+            if self.opening.is_some_and(|(start, _)| start == seq) {
+                return;
+            }
+            let Some((token, cert)) = self
+                .slots
+                .get_mut(&seq)
+                .and_then(|slot| Some((slot.committed?, slot.commit_cert.take())))
+            else {
+                return;
+            };
             self.counters.batches_committed += 1;
-            self.settle_committed(seq, token);
+            self.settle_committed(seq, token, cert);
         }
     }
 
-    /// Takes `seq`, committed with `token`, as the last committed batch (dropping the slots up
-    /// to it) and tells the execution replicas.
-    pub(super) fn settle_committed(&mut self, seq: BatchSeq, token: Token) {
-        self.slots = self.slots.split_off(&seq.next());
-        self.committed = seq;
-        self.committed_token = token;
-        self.remember(seq, token);
+    /// Takes `seq`, committed with `token` (proven by `cert` with `r >= 1`), as the last
+    /// committed batch (dropping the slots up to it) and tells the execution replicas.
+    pub(super) fn settle_committed(
+        &mut self,
+        seq: BatchSeq,
+        token: Token,
+        cert: Option<Certificate>,
+    ) {
+        self.settle(seq, token, cert);
         let view = self.view;
         self.send_replicas(Message::Verified {
             view,
@@ -280,5 +319,28 @@ impl Verifier {
             token,
             sequential: false,
         });
+    }
+
+    /// Moves the last committed batch to `seq` (dropping the slots up to it). A commit past the
+    /// view's start proves the start committed too: the view is open.
+    pub(super) fn settle(&mut self, seq: BatchSeq, token: Token, cert: Option<Certificate>) {
+        self.slots = self.slots.split_off(&seq.next());
+        self.committed = seq;
+        self.committed_token = token;
+        if let Some(cert) = &cert
+            && self.lock_cert.as_ref().is_some_and(|lock| {
+                (lock.vote.view, lock.vote.seq) <= (cert.vote.view, cert.vote.seq)
+            })
+        {
+            self.lock_cert = None;
+        }
+        self.committed_cert = cert.clone();
+        self.remember(seq, token, cert);
+        if let Some((start, start_token)) = self.opening
+            && start < seq
+        {
+            self.opening = None;
+            self.entered = Some((self.view, start, start_token));
+        }
     }
 }

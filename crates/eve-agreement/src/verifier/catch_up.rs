@@ -7,10 +7,15 @@
 //! quorum); a batch committed once stays committed in every later view (`view_change.rs`), so
 //! the view they were committed in does not matter. Only if the batch is still not committed
 //! half a timeout later does the verifier give up on the view.
+//!
+//! With `r >= 1` peers answer with the commit certificates of those batches instead
+//! ([`Message::Certified`]): one proves the commit on its own, and the verifier needs it to
+//! prove its own last committed batch in a later view change.
 
 use super::Verifier;
+use crate::certificate::{Certificate, Round};
 use crate::limits::SEQ_WINDOW;
-use crate::message::Message;
+use crate::message::{Lock, Message};
 use crate::node::NodeId;
 use crate::time::Time;
 use eve_exec::Token;
@@ -47,36 +52,46 @@ impl Verifier {
     /// this verifier's votes of the peer's view.
     pub(super) fn answer_lagging(&mut self, peer: VerifierId, view: View, after: BatchSeq) {
         let to = NodeId::Verifier(peer);
-        let committed: Vec<(BatchSeq, Token)> = self
+        // From `after` on: the peer's last committed batch may be the start of its view,
+        // which it must see committed again in the view.
+        let committed: Vec<(BatchSeq, Token, Option<Certificate>)> = self
             .recent
-            .range(after.next()..)
-            .map(|(s, t)| (*s, *t))
+            .range(after..)
+            .map(|(s, (t, c))| (*s, *t, c.clone()))
             .collect();
-        for (seq, token) in committed {
-            let msg = Message::Verified {
-                view: self.view,
-                seq,
-                token,
-                sequential: false,
+        for (seq, token, cert) in committed {
+            let msg = match cert {
+                Some(cert) => Message::Certified(Box::new(cert)),
+                None if self.proves() => continue,
+                None => Message::Verified {
+                    view: self.view,
+                    seq,
+                    token,
+                    sequential: false,
+                },
             };
             self.send(to, msg);
         }
         if view != self.view || self.changing.is_some() {
             return;
         }
-        let votes: Vec<Message> = self
+        let sent: Vec<(Round, Lock)> = self
             .slots
             .iter()
-            .filter(|(seq, _)| **seq > after)
+            .filter(|(seq, _)| **seq >= after)
             .flat_map(|(&seq, slot)| {
-                let prepare = slot
-                    .sent_prepare
-                    .map(|token| Message::Prepare { view, seq, token });
-                let commit = slot
-                    .sent_commit
-                    .map(|token| Message::Commit { view, seq, token });
+                let vote = move |token| Lock { view, seq, token };
+                let prepare = slot.sent_prepare.map(|t| (Round::Prepare, vote(t)));
+                let commit = slot.sent_commit.map(|t| (Round::Commit, vote(t)));
                 prepare.into_iter().chain(commit)
             })
+            .collect();
+        if !self.may_vote() {
+            return;
+        }
+        let votes: Vec<Message> = sent
+            .into_iter()
+            .map(|(round, vote)| self.signed_vote(round, vote))
             .collect();
         for msg in votes {
             self.send(to, msg);
@@ -86,6 +101,11 @@ impl Verifier {
     /// A peer says `seq` committed with `token`. With `r + 1` such words the verifier takes it
     /// as committed: in order if it lies within its window, by jumping there otherwise.
     pub(super) fn on_vouch(&mut self, now: Time, from: VerifierId, seq: BatchSeq, token: Token) {
+        if self.proves() {
+            // Words without proof: with `r >= 1` only a certificate counts.
+            self.counters.drops.count("vouch-without-certificate");
+            return;
+        }
         if seq <= self.committed {
             return;
         }
@@ -112,7 +132,7 @@ impl Verifier {
             }
             self.announce_commits();
         } else {
-            self.jump_to(seq, token);
+            self.jump_to(seq, token, None);
         }
         // The next batch's tokens may have waited for this one's.
         self.evaluate_next(now, seq);
@@ -123,9 +143,48 @@ impl Verifier {
     /// Takes `seq`, committed with `token`, as the last committed batch, skipping the batches
     /// before it (too far behind to hold their slots; execution replicas catch up by state
     /// transfer).
-    fn jump_to(&mut self, seq: BatchSeq, token: Token) {
-        self.settle_committed(seq, token);
+    fn jump_to(&mut self, seq: BatchSeq, token: Token, cert: Option<Certificate>) {
+        self.settle_committed(seq, token, cert);
         // Slots just above may have been waiting for this one.
         self.announce_commits();
+    }
+
+    /// A peer's commit certificate (with `r >= 1`): the batch committed, whoever says so.
+    pub(super) fn on_certified(&mut self, now: Time, certificate: Certificate) {
+        if !self.proves() {
+            self.counters.drops.count("unexpected-message");
+            return;
+        }
+        let Lock { seq, token, .. } = certificate.vote;
+        let opening = self.opening.is_some_and(|(start, _)| start == seq);
+        if seq <= self.committed && !opening {
+            return;
+        }
+        if self.check_commit(&certificate).is_err() {
+            self.refused("certificate-refused");
+            return;
+        }
+        if self.opening.is_some_and(|(start, t)| start == seq && t != token) {
+            // Two committed tokens for one batch: more faulty verifiers than the model allows.
+            self.counters.drops.count("certificate-contradicts-view-start");
+            return;
+        }
+        let floor = self.opening.map_or(self.committed, |(s, _)| s.max(self.committed));
+        let beyond = seq.0 > floor.0 + SEQ_WINDOW;
+        self.counters.batches_caught_up += 1;
+        if beyond {
+            self.jump_to(seq, token, Some(certificate));
+            self.evaluate_next(now, seq);
+            return;
+        }
+        let Some(slot) = self.slot(seq) else {
+            // Below the start of this view: the start covers it.
+            return;
+        };
+        if slot.committed.is_none() {
+            slot.committed = Some(token);
+            slot.commit_cert = Some(certificate);
+        }
+        self.on_slot_committed(now, seq);
     }
 }

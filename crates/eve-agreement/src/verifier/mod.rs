@@ -4,15 +4,21 @@
 
 mod agreement;
 mod catch_up;
+mod proof;
 mod recovery;
 mod view_change;
 
-use crate::message::{Lock, Message, RecoveryState};
+use crate::certificate::{Certificate, VerifierAuth};
+use crate::message::{Lock, Message, RecoveryState, ViewChangeProof};
 use crate::node::{Drops, NodeId, Output};
 use crate::time::Time;
 use eve_exec::Token;
-use eve_types::{BatchSeq, QuorumSizes, ReplicaId, ValidConfig, VerifierId, View};
+use eve_types::{BatchSeq, QuorumSizes, ReplicaId, Signature, ValidConfig, VerifierId, View};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// The voters of one token in one round, with their signatures (with `r >= 1`).
+type Voters = BTreeMap<VerifierId, Option<Signature>>;
 
 /// A verifier's record of one batch above its last committed one.
 #[derive(Clone, Debug, Default)]
@@ -20,12 +26,14 @@ struct VSlot {
     /// Each execution replica's first token for the batch in this view, with the token of the
     /// version it executed the batch on.
     tokens: BTreeMap<ReplicaId, (Token, Token)>,
-    prepares: BTreeMap<Token, BTreeSet<VerifierId>>,
-    commits: BTreeMap<Token, BTreeSet<VerifierId>>,
+    prepares: BTreeMap<Token, Voters>,
+    commits: BTreeMap<Token, Voters>,
     sent_prepare: Option<Token>,
     /// The token this verifier sent `Commit` for: it is locked on it in this view.
     sent_commit: Option<Token>,
     committed: Option<Token>,
+    /// With `r >= 1`: the commit certificate that committed it.
+    commit_cert: Option<Certificate>,
     /// When the batch was first known to be real: `r + 1` replicas sent a token, or `r + 1`
     /// verifiers voted for it (the commit timer starts then).
     first_seen: Option<Time>,
@@ -50,6 +58,8 @@ struct ViewChangeVote {
     view: View,
     committed: (BatchSeq, Token),
     locked: Vec<Lock>,
+    /// With `r >= 1`: its certificates and signature, checked before the vote counts.
+    proof: Option<Box<ViewChangeProof>>,
 }
 
 /// A restart in progress: the verifier lost its memory and gathers what a quorum of its peers
@@ -82,8 +92,12 @@ pub struct VerifierCounters {
     pub conflicting_locks: u64,
     /// Times the commit timer made this verifier ask its peers what it missed.
     pub catch_up_queries: u64,
-    /// Batches taken as committed on the word of `r + 1` peers.
+    /// Batches taken as committed on the word of `r + 1` peers, or (with `r >= 1`) on a
+    /// peer's commit certificate.
     pub batches_caught_up: u64,
+    /// Votes, view changes, announcements, certificates and recovery answers refused because
+    /// their signature or certificate did not prove what they claim (with `r >= 1`).
+    pub proofs_refused: u64,
     /// Messages dropped, by reason.
     pub drops: Drops,
 }
@@ -97,8 +111,25 @@ pub struct Verifier {
     committed: BatchSeq,
     committed_token: Token,
     slots: BTreeMap<BatchSeq, VSlot>,
-    /// Tokens of the latest committed batches, to answer replicas that missed `Verified`.
-    recent: BTreeMap<BatchSeq, Token>,
+    /// Tokens of the latest committed batches, to answer replicas that missed `Verified`, with
+    /// (for `r >= 1`) their commit certificates, to answer lagging peers.
+    recent: BTreeMap<BatchSeq, (Token, Option<Certificate>)>,
+    /// Signs this verifier's votes and checks its peers' (needed with `r >= 1`).
+    auth: Option<Arc<dyn VerifierAuth>>,
+    /// With `r >= 1`: the commit certificate of `committed` (none for the genesis).
+    committed_cert: Option<Certificate>,
+    /// With `r >= 1`: the prepared certificate of this verifier's lock with the highest
+    /// `(view, seq)`, its own or learned when it recovered; kept across views until a
+    /// committed batch of a later `(view, seq)` supersedes it.
+    lock_cert: Option<Certificate>,
+    /// With `r >= 1`: the start of the current view and its token while the verifiers prepare
+    /// and commit it again in this view (its slot is in `slots`); replicas are told of the
+    /// view once it commits.
+    opening: Option<(BatchSeq, Token)>,
+    /// The highest view this verifier asked for. It casts no vote in a lower view: its
+    /// `ViewChange` for that view reported its locks, and a vote cast after it would be
+    /// missing from the new view's start.
+    asked: View,
     /// Peers' word that a batch above the last committed one committed, by token.
     vouches: BTreeMap<BatchSeq, BTreeMap<Token, BTreeSet<VerifierId>>>,
     changing: Option<Changing>,
@@ -141,6 +172,11 @@ impl Verifier {
             committed_token: Token(eve_types::Digest::ZERO),
             slots: BTreeMap::new(),
             recent: BTreeMap::new(),
+            auth: None,
+            committed_cert: None,
+            lock_cert: None,
+            opening: None,
+            asked: View(0),
             vouches: BTreeMap::new(),
             changing: None,
             view_change_votes: BTreeMap::new(),
@@ -154,6 +190,13 @@ impl Verifier {
             outputs: VecDeque::new(),
             counters: VerifierCounters::default(),
         }
+    }
+
+    /// Signs this verifier's votes and view changes and checks its peers' with `auth`. Needed
+    /// with `r >= 1` (a verifier without it panics when it first votes); ignored with `r = 0`.
+    pub fn with_auth(mut self, auth: Arc<dyn VerifierAuth>) -> Self {
+        self.auth = Some(auth);
+        self
     }
 
     /// A verifier that restarted without memory. It asks every peer what it knows and takes no
@@ -277,8 +320,19 @@ impl Verifier {
                 self.answer_recovery(NodeId::Replica(r), nonce)
             }
             (NodeId::Verifier(v), msg) if (v.0 as usize) < self.sizes.n_ver => match msg {
-                Message::Prepare { view, seq, token } => self.on_prepare(now, v, view, seq, token),
-                Message::Commit { view, seq, token } => self.on_commit(now, v, view, seq, token),
+                Message::Prepare {
+                    view,
+                    seq,
+                    token,
+                    signature,
+                } => self.on_prepare(now, v, Lock { view, seq, token }, signature),
+                Message::Commit {
+                    view,
+                    seq,
+                    token,
+                    signature,
+                } => self.on_commit(now, v, Lock { view, seq, token }, signature),
+                Message::Certified(certificate) => self.on_certified(now, *certificate),
                 Message::Lagging { view, committed } => self.answer_lagging(v, view, committed),
                 Message::Verified {
                     seq,
@@ -291,6 +345,7 @@ impl Verifier {
                     view,
                     committed,
                     locked,
+                    proof,
                 } => self.on_view_change(
                     now,
                     v,
@@ -299,9 +354,15 @@ impl Verifier {
                         view,
                         committed,
                         locked,
+                        proof,
                     },
                 ),
-                Message::NewView { view, start, token } => self.on_new_view(v, view, start, token),
+                Message::NewView {
+                    view,
+                    start,
+                    token,
+                    proof,
+                } => self.on_new_view(now, v, view, (start, token), proof),
                 Message::Recover { nonce } => self.answer_recovery(NodeId::Verifier(v), nonce),
                 Message::RecoverReply { .. } => {
                     self.counters.drops.count("recovery-answer-unasked")

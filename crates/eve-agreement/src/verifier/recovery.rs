@@ -8,6 +8,10 @@
 //! least any view it voted in, and the answers carry every lock a committed batch left. It
 //! then adopts the highest committed batch and the reported locks, and casts no `Prepare` or
 //! `Commit` in the views it may have voted in; it takes part from the next view change on.
+//!
+//! With `r >= 1` an answer counts only with the certificates of its committed batch and lock
+//! (a lying peer could otherwise hand it a batch nobody committed); it adopts the highest
+//! proven committed batch and the highest proven lock.
 
 use super::{Recovery, Verifier};
 use crate::message::{Lock, Message, RecoveryState};
@@ -40,6 +44,20 @@ impl Verifier {
     /// What this verifier tells a participant that restarted.
     fn recovery_state(&self) -> RecoveryState {
         let view = self.changing.as_ref().map_or(self.view, |c| c.target);
+        if self.proves() {
+            let claims = self.claims();
+            return RecoveryState {
+                entered: self.view,
+                entered_start: self
+                    .entered
+                    .filter(|(view, _, _)| *view == self.view)
+                    .map(|(_, start, token)| (start, token)),
+                view: view.max(self.view),
+                committed: (self.committed, self.committed_token),
+                locked: claims.lock_claim().into_iter().collect(),
+                claims: Some(claims),
+            };
+        }
         RecoveryState {
             entered: self.view,
             entered_start: self
@@ -49,6 +67,7 @@ impl Verifier {
             view: view.max(self.view),
             committed: (self.committed, self.committed_token),
             locked: self.locks(),
+            claims: None,
         }
     }
 
@@ -63,11 +82,21 @@ impl Verifier {
         let quorum = self.sizes.verifier_quorum;
         let n_ver = self.sizes.n_ver;
         let me = self.id;
-        let recovery = self.recovery.as_mut().expect("called while recovering");
         match (from, msg) {
             (NodeId::Verifier(v), Message::RecoverReply { nonce, state })
                 if (v.0 as usize) < n_ver && v != me =>
             {
+                if self.proves() {
+                    let proven = state.claims.as_ref().is_some_and(|claims| {
+                        claims.state(state.committed, &state.locked).is_ok()
+                            && self.check_claims(claims).is_ok()
+                    });
+                    if !proven {
+                        self.refused("recovery-answer-unproven");
+                        return;
+                    }
+                }
+                let recovery = self.recovery.as_mut().expect("called while recovering");
                 if nonce != recovery.nonce {
                     self.counters
                         .drops
@@ -108,6 +137,20 @@ impl Verifier {
             .map(|a| a.committed)
             .max_by_key(|(seq, _)| *seq)
             .unwrap_or((BatchSeq(0), self.committed_token));
+        if self.proves() {
+            // Every answer was checked: take the highest proven commit and lock.
+            self.committed_cert = answers
+                .values()
+                .filter_map(|a| a.claims.as_ref()?.committed.clone())
+                .max_by_key(|c| c.vote.seq);
+            let locks: Vec<_> = answers
+                .values()
+                .filter_map(|a| a.claims.as_ref()?.lock.clone())
+                .collect();
+            for lock in locks {
+                self.raise_lock(lock);
+            }
+        }
         self.view = entered;
         // Where that view starts, so that this verifier can tell replicas that missed the
         // announcement (they need `r + 1` verifiers saying so).
@@ -119,7 +162,7 @@ impl Verifier {
         self.vote_floor = Some(view);
         self.committed = seq;
         self.committed_token = token;
-        self.remember(seq, token);
+        self.remember(seq, token, self.committed_cert.clone());
         let mut learned: Vec<Lock> = answers
             .into_values()
             .filter(|a| a.entered == entered)

@@ -7,12 +7,22 @@
 //! meets; locks of older views were folded into the start of a later view). Verifiers then
 //! tell execution replicas, which roll back to that batch and re-execute what follows,
 //! sequentially first.
+//!
+//! With `r >= 1` verifiers prove what they claim (`docs/PROTOCOL.md`, "Verifier
+//! certificates"): a `ViewChange` carries the commit certificate of its last committed batch
+//! and the prepared certificate of its highest lock, whichever view it was made in, signed by
+//! its sender; the new view starts after the claim of the highest `(view, seq)`; `NewView`
+//! carries the quorum of signed `ViewChange`s, from which every verifier computes the start
+//! again before it follows; and the start is prepared and committed again in the new view, so
+//! that a lock or commit of the new view is proven by votes of that view alone. Replicas hear
+//! of the view when its start commits in it.
 
-use super::{Changing, Verifier, ViewChangeVote};
+use super::{Changing, VSlot, Verifier, ViewChangeVote};
+use crate::certificate::{ProofError, Round};
 use crate::limits::{
     FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX, VIEW_CHANGE_RETRANSMITS_MAX,
 };
-use crate::message::Message;
+use crate::message::{Lock, Message, ProvenViewChange};
 use crate::node::NodeId;
 use crate::time::Time;
 use eve_exec::Token;
@@ -41,12 +51,26 @@ impl Verifier {
             self.failed_views = self.failed_views.saturating_add(1);
         }
         self.counters.view_changes_started += 1;
-        let locked = self.locks();
-        let message = Message::ViewChange {
-            new_view: target,
-            view: self.view,
-            committed: (self.committed, self.committed_token),
-            locked,
+        self.asked = self.asked.max(target);
+        let message = if self.proves() {
+            let claims = self.claims();
+            let committed = claims.committed_claim();
+            let locked: Vec<Lock> = claims.lock_claim().into_iter().collect();
+            Message::ViewChange {
+                new_view: target,
+                view: self.view,
+                committed: (committed.seq, committed.token),
+                locked,
+                proof: self.view_change_proof(target, self.view, claims),
+            }
+        } else {
+            Message::ViewChange {
+                new_view: target,
+                view: self.view,
+                committed: (self.committed, self.committed_token),
+                locked: self.locks(),
+                proof: None,
+            }
         };
         self.changing = Some(Changing {
             target,
@@ -109,6 +133,20 @@ impl Verifier {
             }
             return;
         }
+        if self.proves() {
+            let proven = vote
+                .proof
+                .as_deref()
+                .ok_or(ProofError::Missing)
+                .and_then(|proof| {
+                    proof.claims.state(vote.committed, &vote.locked)?;
+                    self.check_view_change(from, new_view, vote.view, proof)
+                });
+            if proven.is_err() {
+                self.refused("view-change-unproven");
+                return;
+            }
+        }
         if !self.view_change_votes.contains_key(&new_view)
             && self.view_change_votes.len() >= FUTURE_VIEWS_MAX
         {
@@ -168,6 +206,28 @@ impl Verifier {
             return;
         }
         let votes = &self.view_change_votes[&view];
+        if self.proves() {
+            let proof: Vec<ProvenViewChange> = votes
+                .iter()
+                .filter_map(|(&from, vote)| {
+                    Some(ProvenViewChange {
+                        from,
+                        view: vote.view,
+                        proof: (**vote.proof.as_ref()?).clone(),
+                    })
+                })
+                .collect();
+            let start = super::proof::start_of(proof.iter().map(|p| &p.proof.claims));
+            let msg = Message::NewView {
+                view,
+                start: start.seq,
+                token: start.token,
+                proof,
+            };
+            self.announced = Some(msg.clone());
+            self.send_verifiers(msg);
+            return;
+        }
         let (mut start, mut token) = votes
             .values()
             .map(|v| v.committed)
@@ -211,17 +271,23 @@ impl Verifier {
                 token = locked;
             }
         }
-        let msg = Message::NewView { view, start, token };
+        let msg = Message::NewView {
+            view,
+            start,
+            token,
+            proof: Vec::new(),
+        };
         self.announced = Some(msg.clone());
         self.send_verifiers(msg);
     }
 
     pub(super) fn on_new_view(
         &mut self,
+        now: Time,
         from: VerifierId,
         view: View,
-        start: BatchSeq,
-        token: Token,
+        (start, token): (BatchSeq, Token),
+        proof: Vec<ProvenViewChange>,
     ) {
         if view <= self.view || from != self.leader(view) {
             self.counters
@@ -229,28 +295,92 @@ impl Verifier {
                 .count("new-view-stale-or-not-from-leader");
             return;
         }
+        if self.proves() {
+            match self.check_new_view(view, &proof) {
+                Ok(proven) if (proven.seq, proven.token) == (start, token) => {}
+                _ => {
+                    self.refused("new-view-unproven");
+                    return;
+                }
+            }
+        }
         self.view = view;
         self.changing = None;
         self.failed_views = 0;
-        if start >= self.committed {
-            self.committed = start;
-            self.committed_token = token;
-            self.recent.retain(|&s, _| s < start);
-            self.remember(start, token);
-        } else {
-            self.counters.drops.count("new-view-below-committed");
-        }
-        self.entered = Some((view, self.committed, self.committed_token));
         self.slots.clear();
         self.learned.clear();
         self.view_change_votes.retain(|&v, _| v > view);
         self.suspects.retain(|&v, _| v >= view);
         self.counters.views_entered += 1;
+        if start < self.committed {
+            self.counters.drops.count("new-view-below-committed");
+        }
+        if self.proves() {
+            self.begin_opening(now, start, token);
+            return;
+        }
+        if start >= self.committed {
+            self.committed = start;
+            self.committed_token = token;
+            self.recent.retain(|&s, _| s < start);
+            self.remember(start, token, None);
+        }
+        self.entered = Some((view, self.committed, self.committed_token));
         self.send_replicas(Message::Verified {
             view,
             seq: start,
             token,
             sequential: true,
         });
+    }
+
+    /// With `r >= 1`: the view's start is prepared and committed again in the view before
+    /// anyone is told of it, so that every lock and commit of this view is proven by votes of
+    /// this view (a claim of a new view's start would otherwise need the whole `NewView` as
+    /// proof, and that its own `ViewChange`s, without end).
+    fn begin_opening(&mut self, now: Time, start: BatchSeq, token: Token) {
+        self.opening = Some((start, token));
+        let slot = VSlot {
+            sent_prepare: Some(token),
+            first_seen: Some(now),
+            ..VSlot::default()
+        };
+        self.slots.insert(start, slot);
+        if self.may_vote() {
+            let view = self.view;
+            let prepare = self.signed_vote(
+                Round::Prepare,
+                Lock {
+                    view,
+                    seq: start,
+                    token,
+                },
+            );
+            self.send_verifiers(prepare);
+        }
+    }
+
+    /// The view's start committed in the view: tell the execution replicas where the view
+    /// starts.
+    pub(super) fn open_view(&mut self) {
+        let (start, token) = self.opening.take().expect("called while opening a view");
+        let cert = self
+            .slots
+            .get_mut(&start)
+            .and_then(|slot| slot.commit_cert.take());
+        if start >= self.committed {
+            self.settle(start, token, cert);
+        } else {
+            self.slots.remove(&start);
+        }
+        let view = self.view;
+        self.entered = Some((view, start, token));
+        self.send_replicas(Message::Verified {
+            view,
+            seq: start,
+            token,
+            sequential: true,
+        });
+        self.announce_commits();
     }
 }
