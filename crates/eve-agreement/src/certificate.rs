@@ -257,11 +257,19 @@ mod tests {
                 auths[v].sign(&vote_payload(&cluster, round, &vote)),
             )
         };
-        let good = Certificate::new(Round::Prepare, vote, (0..3).map(|v| sign(v, Round::Prepare)));
+        let good = Certificate::new(
+            Round::Prepare,
+            vote,
+            (0..3).map(|v| sign(v, Round::Prepare)),
+        );
         let check = |c: &Certificate, round| c.check(&auths[3], &cluster, &sizes, round);
         assert_eq!(check(&good, Round::Prepare), Ok(()));
         assert_eq!(check(&good, Round::Commit), Err(ProofError::WrongRound));
-        let short = Certificate::new(Round::Prepare, vote, (0..2).map(|v| sign(v, Round::Prepare)));
+        let short = Certificate::new(
+            Round::Prepare,
+            vote,
+            (0..2).map(|v| sign(v, Round::Prepare)),
+        );
         assert_eq!(check(&short, Round::Prepare), Err(ProofError::TooFewVoters));
         let twice = Certificate::new(
             Round::Prepare,
@@ -281,7 +289,10 @@ mod tests {
         );
         let mut impostor = good.clone();
         impostor.signatures[2].0 = VerifierId(3);
-        assert_eq!(check(&impostor, Round::Prepare), Err(ProofError::BadSignature));
+        assert_eq!(
+            check(&impostor, Round::Prepare),
+            Err(ProofError::BadSignature)
+        );
         assert_eq!(
             good.check(&auths[3], &Digest([2; 32]), &sizes, Round::Prepare),
             Err(ProofError::BadSignature),
@@ -301,7 +312,11 @@ mod tests {
             committed: Some(cert(Round::Commit, lock(3, 10, 1))),
             lock: Some(cert(Round::Prepare, lock(2, 12, 2))),
         };
-        assert_eq!(claims.highest(), lock(3, 10, 1), "a later view wins over a higher batch");
+        assert_eq!(
+            claims.highest(),
+            lock(3, 10, 1),
+            "a later view wins over a higher batch"
+        );
         let claims = Claims {
             committed: Some(cert(Round::Commit, lock(3, 10, 1))),
             lock: Some(cert(Round::Prepare, lock(3, 11, 2))),

@@ -29,6 +29,7 @@ mod verifier;
 
 pub use client::{Client, ClientError, Completion};
 pub use driver::{Driver, Effect, Effects, Io, Logic, ReplicaLogic, TimerStillDue};
+pub use eve_exec::Token;
 pub use exec_side::{
     CHUNK_BYTES, DELTA_BYTES_MAX, ExecCommand, ExecEvent, ReplicaExecutor, StateReplyCheck,
 };

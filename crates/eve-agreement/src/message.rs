@@ -3,10 +3,10 @@
 //! Messages are plain data; the transport adds who sent them (`from`), authenticated by the
 //! channel, so no message names its own sender.
 
+use crate::certificate::{Certificate, Claims};
 use bytes::Bytes;
 use eve_exec::Token;
 use eve_state::{Chunk, ChunkRequest, Delta, Manifest};
-use crate::certificate::{Certificate, Claims};
 use eve_types::{BatchSeq, Digest, NonDet, Reply, Request, Signature, VerifierId, View};
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,13 @@ pub struct Lock {
     pub seq: BatchSeq,
     /// The token.
     pub token: Token,
+}
+
+impl Lock {
+    /// The lock on `token` at batch `seq` made in view `view`.
+    pub fn new(view: View, seq: BatchSeq, token: Token) -> Self {
+        Self { view, seq, token }
+    }
 }
 
 /// A verifier's answer to [`Message::Recover`]: what it knows that a participant restarted

@@ -6,7 +6,13 @@ mod harness;
 use eve_agreement::{Message, NodeId, Output, Verifier};
 use eve_exec::Token;
 use eve_types::{BatchSeq, Digest, ReplicaId, VerifierId, View};
-use harness::{Net, config, put};
+use harness::{Net, config, put, verifier_auth};
+
+/// Verifier `id` of `config`, with its signing secret.
+fn verifier(id: u32, config: eve_types::ValidConfig) -> Verifier {
+    let auth = verifier_auth(&config, id);
+    Verifier::new(VerifierId(id), config).with_auth(auth)
+}
 
 #[test]
 fn with_r_1_and_no_fault_requests_commit_in_view_0() {
@@ -68,7 +74,7 @@ fn view_changes(v: &mut Verifier) -> usize {
 fn one_replicas_token_for_an_unordered_batch_cannot_start_a_view_change() {
     let config = config(1, 1);
     let timeout = config.verify_timeout_ms;
-    let mut v = Verifier::new(VerifierId(0), config);
+    let mut v = verifier(0, config);
     let t0 = eve_agreement::Time(1_000);
     let _ = view_changes(&mut v);
     v.handle_message(t0, NodeId::Replica(ReplicaId(2)), verify(5, 1));
@@ -364,7 +370,7 @@ fn prepares(v: &mut Verifier, seq: u64) -> Vec<Token> {
 /// good. A token now names the version it was executed on, and counts only on the agreed one.
 #[test]
 fn a_token_executed_on_a_version_that_lost_does_not_count_even_when_echoed() {
-    let mut v = Verifier::new(VerifierId(0), config(1, 1));
+    let mut v = verifier(0, config(1, 1));
     let now = eve_agreement::Time(1_000);
     let (r0, r1, r2) = (
         NodeId::Replica(ReplicaId(0)),
@@ -395,24 +401,59 @@ fn a_token_executed_on_a_version_that_lost_does_not_count_even_when_echoed() {
 }
 
 /// A verifier further behind than its window (a long partition) cannot hold the slots in
-/// between: on `r + 1` peers' word that a batch past the window committed it jumps there and
-/// tells the replicas; one peer's word is not enough.
+/// between: on a peer's commit certificate for a batch past the window it jumps there and tells
+/// the replicas. Words are not enough with `r >= 1` (a lying peer could vouch for anything), nor
+/// is a certificate short of a verifier quorum or with a signature in another's name.
 #[test]
-fn a_verifier_past_its_window_jumps_to_a_batch_its_peers_vouch_for() {
-    let mut v = Verifier::new(VerifierId(0), config(1, 1));
+fn a_verifier_past_its_window_jumps_to_a_batch_a_peers_certificate_proves() {
+    use eve_agreement::Lock;
+    use eve_agreement::certificate::{Certificate, Round, VerifierAuth, vote_payload};
+    let config = config(1, 1);
+    let mut v = verifier(0, config.clone());
     let now = eve_agreement::Time(1_000);
     let far = BatchSeq(eve_agreement::limits::SEQ_WINDOW + 5);
     let token = Token(Digest([3; 32]));
+    let peer = NodeId::Verifier(VerifierId(1));
     let vouch = Message::Verified {
         view: View(0),
         seq: far,
         token,
         sequential: false,
     };
-    v.handle_message(now, NodeId::Verifier(VerifierId(1)), vouch.clone());
-    assert_eq!(v.committed(), BatchSeq(0), "one peer's word is not enough");
+    for from in 1..4 {
+        v.handle_message(now, NodeId::Verifier(VerifierId(from)), vouch.clone());
+    }
+    assert_eq!(v.committed(), BatchSeq(0), "words are not proof");
+    let vote = Lock::new(View(0), far, token);
+    let payload = vote_payload(&config.cluster_id, Round::Commit, &vote);
+    let signed_by = |signer: u32, name: u32| {
+        (
+            VerifierId(name),
+            verifier_auth(&config, signer).sign(&payload),
+        )
+    };
+    let certified = |signatures: Vec<(VerifierId, eve_types::Signature)>| {
+        Message::Certified(Box::new(Certificate::new(Round::Commit, vote, signatures)))
+    };
+    v.handle_message(now, peer, certified(vec![signed_by(1, 1), signed_by(2, 2)]));
+    assert_eq!(
+        v.committed(),
+        BatchSeq(0),
+        "two signatures are not a quorum"
+    );
+    v.handle_message(
+        now,
+        peer,
+        certified(vec![signed_by(1, 1), signed_by(2, 2), signed_by(1, 3)]),
+    );
+    assert_eq!(v.committed(), BatchSeq(0), "verifier 1 signed in 3's name");
+    assert_eq!(v.counters().proofs_refused, 2);
     let _ = std::iter::from_fn(|| v.poll_output()).count();
-    v.handle_message(now, NodeId::Verifier(VerifierId(2)), vouch.clone());
+    v.handle_message(
+        now,
+        peer,
+        certified(vec![signed_by(1, 1), signed_by(2, 2), signed_by(3, 3)]),
+    );
     assert_eq!(v.committed(), far);
     let told: Vec<Output> = std::iter::from_fn(|| v.poll_output()).collect();
     assert!(

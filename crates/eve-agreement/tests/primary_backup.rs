@@ -822,6 +822,7 @@ fn verify(seq: u64, token: Token) -> Message {
 
 fn commit(seq: u64, token: Token) -> Message {
     Message::Commit {
+        signature: None,
         view: View(0),
         seq: BatchSeq(seq),
         token,

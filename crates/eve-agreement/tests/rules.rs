@@ -180,6 +180,7 @@ fn a_token_quorum_commits_at_the_verifier_and_is_announced() {
     assert_eq!(drain_verifier(&mut v0), vec![], "one token is not a quorum");
     v0.handle_message(T0, replica(R1), verify);
     let commit = Message::Commit {
+        signature: None,
         view: View(0),
         seq: BatchSeq(1),
         token,
@@ -446,6 +447,7 @@ fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially(
     }
     let genesis = Token(Digest::ZERO);
     let view_change = Message::ViewChange {
+        proof: None,
         new_view: View(1),
         view: View(0),
         committed: (BatchSeq(0), genesis),
@@ -463,6 +465,7 @@ fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially(
     v1.handle_message(T0, verifier(1), view_change.clone());
     v1.handle_message(T0, verifier(0), view_change);
     let new_view = Message::NewView {
+        proof: Vec::new(),
         view: View(1),
         start: BatchSeq(0),
         token: genesis,
@@ -662,6 +665,7 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
 
 fn view_change(new_view: u64, view: u64, committed: u64, locked: Vec<Lock>) -> Message {
     Message::ViewChange {
+        proof: None,
         new_view: View(new_view),
         view: View(view),
         committed: (BatchSeq(committed), Token(Digest([committed as u8; 32]))),
@@ -700,6 +704,7 @@ fn a_new_view_ignores_locks_of_views_older_than_the_latest_entered() {
         Some(&send(
             verifier(0),
             Message::NewView {
+                proof: Vec::new(),
                 view: View(3),
                 start: BatchSeq(49),
                 token: Token(Digest([49; 32])),
@@ -724,6 +729,7 @@ fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
         "a restarted verifier first asks its peers"
     );
     let state = |view| RecoveryState {
+        claims: None,
         entered: View(view),
         entered_start: None,
         view: View(view),
@@ -856,6 +862,7 @@ fn a_recovered_verifier_tells_replicas_where_the_view_it_recovered_into_starts()
     drain_verifier(&mut v1);
     for v in [0, 2] {
         let state = RecoveryState {
+            claims: None,
             entered: View(2),
             entered_start: Some(start),
             view: View(2),
@@ -902,6 +909,7 @@ fn recover_reply(nonce: u64, view: u64) -> Message {
     Message::RecoverReply {
         nonce,
         state: Box::new(RecoveryState {
+            claims: None,
             entered: View(view),
             entered_start: None,
             view: View(view),

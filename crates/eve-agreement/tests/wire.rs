@@ -1,12 +1,33 @@
 //! Messages on the wire: every message round-trips, and no input makes decoding panic.
 
-use eve_agreement::{Batch, DecodeError, Lock, Message, RecoveryState, StateReply};
+use eve_agreement::certificate::{Certificate, Claims, Round};
+use eve_agreement::{
+    Batch, DecodeError, Lock, Message, ProvenViewChange, RecoveryState, StateReply, ViewChangeProof,
+};
 use eve_exec::Token;
 use eve_types::limits::MESSAGE_SIZE_BYTES_MAX;
-use eve_types::{BatchSeq, ClientId, Digest, NonDet, Request, RequestNo, View};
+use eve_types::{
+    BatchSeq, ClientId, Digest, NonDet, Request, RequestNo, Signature, VerifierId, View,
+};
 use proptest::prelude::*;
 
 fn samples() -> Vec<Message> {
+    let lock = Lock::new(View(2), BatchSeq(4), Token(Digest([1; 32])));
+    let certificate = |round| {
+        Certificate::new(
+            round,
+            lock,
+            (0..3).map(|v| (VerifierId(v), Signature([v as u8; 64]))),
+        )
+    };
+    let claims = Claims {
+        committed: Some(certificate(Round::Commit)),
+        lock: Some(certificate(Round::Prepare)),
+    };
+    let proof = ViewChangeProof {
+        claims: claims.clone(),
+        signature: Signature([8; 64]),
+    };
     let request = Request::new(ClientId(1), RequestNo(2), &b"op"[..]).unwrap();
     vec![
         Message::Request(request.clone()),
@@ -35,7 +56,32 @@ fn samples() -> Vec<Message> {
                 seq: BatchSeq(4),
                 token: Token(Digest([1; 32])),
             }],
+            proof: None,
         },
+        Message::ViewChange {
+            new_view: View(3),
+            view: View(2),
+            committed: (BatchSeq(4), Token(Digest([1; 32]))),
+            locked: vec![lock],
+            proof: Some(Box::new(proof.clone())),
+        },
+        Message::NewView {
+            view: View(3),
+            start: BatchSeq(4),
+            token: Token(Digest([1; 32])),
+            proof: vec![ProvenViewChange {
+                from: VerifierId(1),
+                view: View(2),
+                proof,
+            }],
+        },
+        Message::Prepare {
+            view: View(2),
+            seq: BatchSeq(4),
+            token: Token(Digest([1; 32])),
+            signature: Some(Signature([6; 64])),
+        },
+        Message::Certified(Box::new(certificate(Round::Commit))),
         Message::StateReply(Box::new(StateReply::NotHeld {
             target: BatchSeq(9),
         })),
@@ -53,6 +99,18 @@ fn samples() -> Vec<Message> {
                     seq: BatchSeq(6),
                     token: Token(Digest([3; 32])),
                 }],
+                claims: None,
+            }),
+        },
+        Message::RecoverReply {
+            nonce: 78,
+            state: Box::new(RecoveryState {
+                entered: View(2),
+                entered_start: None,
+                view: View(3),
+                committed: (BatchSeq(4), Token(Digest([1; 32]))),
+                locked: vec![lock],
+                claims: Some(claims),
             }),
         },
     ]

@@ -76,7 +76,9 @@ impl ClusterCa {
     /// are ECDSA P-256.
     pub fn issue(&self, node: NodeId) -> Result<Credentials, CertError> {
         let key = match node {
-            NodeId::Client(_) => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
+            // Clients sign requests and verifiers sign votes (with r >= 1) with the key of
+            // their certificate.
+            NodeId::Client(_) | NodeId::Verifier(_) => KeyPair::generate_for(&rcgen::PKCS_ED25519)?,
             _ => KeyPair::generate()?,
         };
         self.issue_with(&dns_name(node), key)

@@ -40,6 +40,7 @@ pub mod limits;
 mod request_auth;
 mod tls;
 mod transport;
+mod verifier_auth;
 
 pub use certs::{CERT_VALIDITY_DAYS, CertError, ClusterCa, Credentials};
 pub use frame::{FrameError, LENGTH_BYTES, encode_frame, frame_length};
@@ -52,3 +53,4 @@ pub use transport::{
     HELLO_BYTES_MAX, Inbound, NetCounters, NetError, ROUTES_MAX, SendError, Transport,
     TransportConfig,
 };
+pub use verifier_auth::{Ed25519VerifierAuth, VerifierKeyring};

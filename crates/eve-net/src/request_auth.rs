@@ -37,13 +37,22 @@ pub struct ClientKeyring {
 
 /// Signatures found valid, each as the hash of the signed payload and the signature.
 #[derive(Debug, Default)]
-struct Checked {
+pub(crate) struct Checked {
     set: HashSet<[u8; 32]>,
     order: VecDeque<[u8; 32]>,
 }
 
 impl Checked {
-    fn insert(&mut self, digest: [u8; 32]) {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub(crate) fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.set.contains(digest)
+    }
+
+    pub(crate) fn insert(&mut self, digest: [u8; 32]) {
         if self.set.insert(digest) {
             self.order.push_back(digest);
         }
@@ -55,7 +64,7 @@ impl Checked {
 }
 
 /// What a remembered valid signature is known by: the payload it signs and its bytes.
-fn checked_digest(payload: &[u8], signature: &Signature) -> [u8; 32] {
+pub(crate) fn checked_digest(payload: &[u8], signature: &Signature) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(payload);
     hasher.update(&signature.0);
@@ -180,25 +189,27 @@ pub fn ed25519_key_of(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
     spki.subject_public_key.data.as_ref().try_into().ok()
 }
 
-/// Signs a client's requests with the ed25519 key of its credentials.
+/// Signs with the ed25519 key of a node's credentials: a client's requests, a verifier's
+/// votes and view changes.
 pub struct Ed25519Signer {
     key: Ed25519KeyPair,
 }
 
-/// A client's key cannot sign requests.
+/// A node's key cannot sign.
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
     /// The key is not PEM-encoded PKCS#8.
-    #[error("the client's key is not a PEM PKCS#8 private key")]
+    #[error("the key is not a PEM PKCS#8 private key")]
     NotPkcs8,
-    /// The key is not ed25519 (clients need one when the cluster tolerates Byzantine
-    /// replicas; `eve-node init` makes them so).
-    #[error("the client's key is not an ed25519 key: {0}")]
+    /// The key is not ed25519 (clients and verifiers need one when the cluster tolerates
+    /// Byzantine replicas; `eve-node init` makes them so).
+    #[error("the key is not an ed25519 key: {0}")]
     NotEd25519(String),
 }
 
 impl Ed25519Signer {
-    /// The signer of the client whose credentials these are.
+    /// The signer of the node whose credentials these are (a client's requests, or a
+    /// verifier's votes).
     pub fn from_credentials(credentials: &Credentials) -> Result<Self, SignerError> {
         use rustls::pki_types::pem::PemObject;
         let der =

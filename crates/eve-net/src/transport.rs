@@ -56,6 +56,9 @@ pub struct TransportConfig {
     /// Where the ed25519 keys of connecting clients' certificates go (a replica that checks
     /// request signatures), if anywhere.
     pub client_keys: Option<crate::ClientKeyring>,
+    /// Where the ed25519 keys of verifiers' certificates go, from connections either way (a
+    /// verifier that checks its peers' votes, with `r >= 1`), if anywhere.
+    pub verifier_keys: Option<crate::VerifierKeyring>,
 }
 
 impl Default for TransportConfig {
@@ -65,6 +68,7 @@ impl Default for TransportConfig {
             peers: BTreeMap::new(),
             routes_max: ROUTES_MAX,
             client_keys: None,
+            verifier_keys: None,
         }
     }
 }
@@ -171,6 +175,7 @@ struct Inner {
     peers: BTreeMap<NodeId, SocketAddr>,
     routes_max: usize,
     client_keys: Option<crate::ClientKeyring>,
+    verifier_keys: Option<crate::VerifierKeyring>,
     links: Mutex<BTreeMap<NodeId, Link>>,
     inbound: mpsc::Sender<Inbound>,
     counters: Counters,
@@ -223,6 +228,7 @@ impl Transport {
             peers: config.peers,
             routes_max: config.routes_max,
             client_keys: config.client_keys,
+            verifier_keys: config.verifier_keys,
             links: Mutex::new(BTreeMap::new()),
             inbound,
             counters: Counters::default(),
@@ -411,6 +417,7 @@ async fn dial(inner: &Inner, peer: NodeId, addr: SocketAddr) -> Option<quinn::Co
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(connection)) if peer_node(&connection) == Ok(peer) => {
             bump(&inner.counters.connections_dialed);
+            learn_verifier_key(inner, peer, &connection);
             Some(connection)
         }
         Ok(Ok(connection)) => {
@@ -427,6 +434,31 @@ async fn dial(inner: &Inner, peer: NodeId, addr: SocketAddr) -> Option<quinn::Co
             bump(&inner.counters.dial_failures);
             None
         }
+    }
+}
+
+/// The certificate the peer of `connection` presented.
+fn leaf_certificate(
+    connection: &quinn::Connection,
+) -> Option<rustls::pki_types::CertificateDer<'static>> {
+    connection
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .and_then(|chain| chain.first().cloned())
+}
+
+/// Learns a verifier peer's signing key from its certificate, if this node keeps verifier keys.
+fn learn_verifier_key(inner: &Inner, peer: NodeId, connection: &quinn::Connection) {
+    if let (NodeId::Verifier(verifier), Some(keyring)) = (peer, &inner.verifier_keys)
+        && !leaf_certificate(connection).is_some_and(|cert| keyring.learn(verifier, &cert))
+    {
+        tracing::warn!(
+            ?peer,
+            "a verifier certificate without an ed25519 key: its votes cannot be checked"
+        );
     }
 }
 
@@ -458,14 +490,9 @@ async fn accept_one(inner: Arc<Inner>, incoming: quinn::Incoming) {
         }
     };
     bump(&inner.counters.connections_accepted);
+    learn_verifier_key(&inner, peer, &connection);
     if let (NodeId::Client(client), Some(keyring)) = (peer, &inner.client_keys) {
-        let leaf = connection
-            .peer_identity()
-            .and_then(|any| {
-                any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
-            .and_then(|chain| chain.first().cloned());
+        let leaf = leaf_certificate(&connection);
         if !leaf.is_some_and(|cert| keyring.learn(client, &cert)) {
             tracing::warn!(
                 ?peer,
@@ -562,6 +589,9 @@ async fn read_stream(
                     // the logic's own check finds them remembered.
                     if let Some(keyring) = &inner.client_keys {
                         keyring.check_ahead(&msg);
+                    }
+                    if let Some(keyring) = &inner.verifier_keys {
+                        keyring.check_ahead(peer, &msg);
                     }
                     if inner
                         .inbound

@@ -88,6 +88,18 @@ pub enum NodeError {
     /// The transport did not start.
     #[error(transparent)]
     Net(#[from] eve_net::NetError),
+    /// With `r >= 1` a verifier signs its votes with the key of its certificate, which must
+    /// be ed25519.
+    #[error(
+        "{node:?} cannot sign its votes ({source}); with r >= 1 verifiers need ed25519 \
+         certificates: issue new credentials with `eve-node init`"
+    )]
+    VerifierKey {
+        /// The verifier.
+        node: NodeId,
+        /// Why its key cannot sign.
+        source: eve_net::SignerError,
+    },
 }
 
 type ExecSpawner = Box<dyn FnOnce(&ValidConfig, usize) -> Result<ExecHandle, NodeError> + Send>;
@@ -189,7 +201,8 @@ impl NodeBuilder {
                 return Err(NodeError::NotAMember(me));
             }
             let keyring = eve_net::ClientKeyring::new(config.cluster_id);
-            let (transport, inbound) = self.transport(me, &credentials, Some(keyring.clone()))?;
+            let (transport, inbound) =
+                self.transport(me, &credentials, Some(keyring.clone()), None)?;
             let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
             node.histograms = Some(exec.histograms.clone());
@@ -211,11 +224,24 @@ impl NodeBuilder {
             if !self.spec.verifiers().any(|v| v == me) {
                 return Err(NodeError::NotAMember(me));
             }
-            let (transport, inbound) = self.transport(me, &credentials, None)?;
-            let logic = match self.restarted {
+            // With r >= 1 verifiers sign their votes and check their peers'.
+            let signing = if config.sizes().client_reply_quorum > 1 {
+                let signer = eve_net::Ed25519Signer::from_credentials(&credentials)
+                    .map_err(|source| NodeError::VerifierKey { node: me, source })?;
+                Some((signer, eve_net::VerifierKeyring::new(config.cluster_id)))
+            } else {
+                None
+            };
+            let keys = signing.as_ref().map(|(_, keyring)| keyring.clone());
+            let (transport, inbound) = self.transport(me, &credentials, None, keys)?;
+            let mut logic = match self.restarted {
                 Some(nonce) => Verifier::restart(id, config.clone(), nonce),
                 None => Verifier::new(id, config.clone()),
             };
+            if let Some((signer, keyring)) = signing {
+                let auth = eve_net::Ed25519VerifierAuth::new(signer, keyring);
+                logic = logic.with_auth(std::sync::Arc::new(auth));
+            }
             let (runner, commands) = Runner::new(logic, transport.clone(), inbound, None, clock);
             node.tasks
                 .push(tokio::spawn(runner.run(node.shutdown.subscribe())));
@@ -230,12 +256,14 @@ impl NodeBuilder {
         me: NodeId,
         credentials: &Credentials,
         client_keys: Option<eve_net::ClientKeyring>,
+        verifier_keys: Option<eve_net::VerifierKeyring>,
     ) -> Result<(Transport, mpsc::Receiver<eve_net::Inbound>), NodeError> {
         let identity = TlsIdentity::new(me, credentials)?;
         let config = TransportConfig {
             listen: Some(self.spec.addresses[&me]),
             peers: self.spec.peers_of(me),
             client_keys,
+            verifier_keys,
             ..Default::default()
         };
         Ok(Transport::start(&identity, config)?)

@@ -45,12 +45,28 @@ impl LyingVerifier<'_> {
             _ => false,
         };
         Some(match msg {
-            Message::Prepare { view, seq, .. } if lies => {
-                (self.vote(Round::Prepare, Lock { view, seq, token: WRONG }), true)
-            }
-            Message::Commit { view, seq, .. } if lies => {
-                (self.vote(Round::Commit, Lock { view, seq, token: WRONG }), true)
-            }
+            Message::Prepare { view, seq, .. } if lies => (
+                self.vote(
+                    Round::Prepare,
+                    Lock {
+                        view,
+                        seq,
+                        token: WRONG,
+                    },
+                ),
+                true,
+            ),
+            Message::Commit { view, seq, .. } if lies => (
+                self.vote(
+                    Round::Commit,
+                    Lock {
+                        view,
+                        seq,
+                        token: WRONG,
+                    },
+                ),
+                true,
+            ),
             Message::Verified {
                 view,
                 seq,
@@ -76,9 +92,10 @@ impl LyingVerifier<'_> {
                 view,
                 committed,
                 ..
-            } if kind == ByzantineVerifier::ForgeClaims => {
-                (self.view_change(new_view, view, self.forged(new_view, committed.0)), true)
-            }
+            } if kind == ByzantineVerifier::ForgeClaims => (
+                self.view_change(new_view, view, self.forged(new_view, committed.0)),
+                true,
+            ),
             Message::RecoverReply { nonce, state } if kind == ByzantineVerifier::ForgeClaims => {
                 let claims = self.forged(state.view.next(), state.committed.0);
                 let committed = claims.committed_claim();

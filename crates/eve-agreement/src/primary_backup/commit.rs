@@ -250,12 +250,15 @@ impl PbReplica {
         let primary = self.is_primary();
         if primary {
             let (view, token) = (self.view, executed.token);
-            self.send_to_peer(now, Message::Commit {
-                view,
-                seq,
-                token,
-                signature: None,
-            });
+            self.send_to_peer(
+                now,
+                Message::Commit {
+                    view,
+                    seq,
+                    token,
+                    signature: None,
+                },
+            );
         }
         let replies = primary || self.config.reply_from_every_replica;
         for reply in executed.replies {

@@ -164,12 +164,19 @@ impl Verifier {
             self.refused("certificate-refused");
             return;
         }
-        if self.opening.is_some_and(|(start, t)| start == seq && t != token) {
+        if self
+            .opening
+            .is_some_and(|(start, t)| start == seq && t != token)
+        {
             // Two committed tokens for one batch: more faulty verifiers than the model allows.
-            self.counters.drops.count("certificate-contradicts-view-start");
+            self.counters
+                .drops
+                .count("certificate-contradicts-view-start");
             return;
         }
-        let floor = self.opening.map_or(self.committed, |(s, _)| s.max(self.committed));
+        let floor = self
+            .opening
+            .map_or(self.committed, |(s, _)| s.max(self.committed));
         let beyond = seq.0 > floor.0 + SEQ_WINDOW;
         self.counters.batches_caught_up += 1;
         if beyond {

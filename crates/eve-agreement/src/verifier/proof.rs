@@ -88,7 +88,11 @@ impl Verifier {
     /// Takes `lock` as this verifier's highest lock if it is higher than the one it holds.
     pub(super) fn raise_lock(&mut self, lock: Certificate) {
         let key = |c: &Certificate| (c.vote.view, c.vote.seq);
-        if self.lock_cert.as_ref().is_none_or(|held| key(&lock) > key(held)) {
+        if self
+            .lock_cert
+            .as_ref()
+            .is_none_or(|held| key(&lock) > key(held))
+        {
             self.lock_cert = Some(lock);
         }
     }

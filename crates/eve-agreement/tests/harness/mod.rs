@@ -118,6 +118,18 @@ pub const fn verifier(i: u32) -> NodeId {
 }
 
 /// The clients' signing secrets in a run with `clients` clients (numbered from 1).
+/// Verifier `id`'s signing secret (its votes count with `r >= 1` only signed).
+pub fn verifier_auth(
+    config: &ValidConfig,
+    id: u32,
+) -> std::sync::Arc<eve_agreement::auth::KeyedHashVerifierAuth> {
+    std::sync::Arc::new(eve_agreement::auth::KeyedHashVerifierAuth::new(
+        7,
+        config.sizes().n_ver,
+        VerifierId(id),
+    ))
+}
+
 pub fn auth(clients: usize) -> eve_agreement::auth::KeyedHashAuth {
     eve_agreement::auth::KeyedHashAuth::new(7, (1..=clients as u64).map(ClientId))
 }
@@ -140,7 +152,9 @@ impl Net {
             })
             .collect();
         let verifiers = (0..sizes.n_ver as u32)
-            .map(|i| Verifier::new(VerifierId(i), config.clone()))
+            .map(|i| {
+                Verifier::new(VerifierId(i), config.clone()).with_auth(verifier_auth(&config, i))
+            })
             .collect();
         let clients = (0..client_count as u64)
             .map(|i| {
