@@ -20,9 +20,14 @@ use crate::time::Time;
 use eve_types::{BatchSeq, VerifierId, View};
 
 impl Verifier {
-    /// Whether this verifier may cast `Prepare` and `Commit` votes in its current view.
+    /// Whether this verifier may cast `Prepare` and `Commit` votes in its current view: not
+    /// while recovering, not in a view it may have voted in before a restart, and not in a
+    /// view below one it asked for (its `ViewChange` for that one reported its locks as they
+    /// stood; a vote cast afterwards in a lower view would be missing from them).
     pub(super) fn may_vote(&self) -> bool {
-        self.recovery.is_none() && self.vote_floor.is_none_or(|floor| self.view > floor)
+        self.recovery.is_none()
+            && self.vote_floor.is_none_or(|floor| self.view > floor)
+            && self.view >= self.asked
     }
 
     /// This verifier's locks above its last committed batch: its own in the current view and
