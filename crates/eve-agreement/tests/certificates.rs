@@ -206,9 +206,9 @@ fn a_restarted_verifier_refuses_a_recovery_answer_with_a_forged_certificate() {
     let mut restarted = Verifier::restart(VerifierId(0), config.clone(), nonce)
         .with_auth(verifier_auth(&config, 0));
     let mut answers = Vec::new();
-    for i in 1..4 {
-        vs[i].handle_message(now, ver(0), Message::Recover { nonce });
-        answers.push(sent_to(&sent(&mut vs[i]), ver(0), "recover-reply").expect("an answer"));
+    for peer in vs.iter_mut().skip(1) {
+        peer.handle_message(now, ver(0), Message::Recover { nonce });
+        answers.push(sent_to(&sent(peer), ver(0), "recover-reply").expect("an answer"));
     }
     let Message::RecoverReply { state, .. } = answers[2].clone() else {
         unreachable!()

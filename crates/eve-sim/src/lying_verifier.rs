@@ -181,7 +181,7 @@ impl LyingVerifier<'_> {
     /// of the view. The certificates carry its own signature once and copies of it in the
     /// others' names.
     fn forged(&self, new_view: View, committed: BatchSeq) -> Claims {
-        let lock_seq = if new_view.0 % 2 == 0 {
+        let lock_seq = if new_view.0.is_multiple_of(2) {
             BatchSeq(committed.0 + 3)
         } else {
             BatchSeq(committed.0.saturating_sub(1).max(1))
