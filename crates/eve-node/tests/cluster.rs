@@ -311,3 +311,27 @@ async fn with_r_1_a_relayed_request_its_client_did_not_sign_is_dropped() {
         node.shutdown().await;
     }
 }
+
+/// With r = 1 a verifier signs its votes with the key of its certificate: one whose certificate
+/// holds no ed25519 key (credentials made before verifiers signed) does not start, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_r_1_a_verifier_without_an_ed25519_key_refuses_to_start() {
+    let spec = spec(ReplicationMode::Eve { u: 1, r: 1 });
+    let ca = ClusterCa::generate("test").unwrap();
+    let me = NodeId::Verifier(VerifierId(0));
+    let old = ca.issue_named(&eve_net::dns_name(me)).unwrap();
+    let err = NodeBuilder::new(spec.clone())
+        .verifier(VerifierId(0), old)
+        .start()
+        .err()
+        .expect("a verifier that cannot sign");
+    assert!(
+        matches!(err, eve_node::NodeError::VerifierKey { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ed25519"), "{err}");
+    let started = NodeBuilder::new(spec)
+        .verifier(VerifierId(0), ca.issue(me).unwrap())
+        .start();
+    assert!(started.is_ok(), "a verifier with an ed25519 key starts");
+}
