@@ -88,8 +88,8 @@ pub enum ProofError {
     /// Votes of the other round.
     #[error("a certificate of the wrong round")]
     WrongRound,
-    /// Fewer distinct voters than a verifier quorum (or a voter named twice, or one that is
-    /// not a verifier).
+    /// Fewer distinct voters than a verifier quorum (or a voter named twice, one that is not
+    /// a verifier, or more votes than there are verifiers).
     #[error("a certificate without a verifier quorum of distinct verifiers")]
     TooFewVoters,
     /// A signature that is not its voter's over the vote.
@@ -132,6 +132,10 @@ impl Certificate {
     ) -> Result<(), ProofError> {
         if self.round != round {
             return Err(ProofError::WrongRound);
+        }
+        if self.signatures.len() > sizes.n_ver {
+            // More votes than verifiers: refused before any work is spent on them.
+            return Err(ProofError::TooFewVoters);
         }
         let voters: std::collections::BTreeSet<VerifierId> =
             self.signatures.iter().map(|(v, _)| *v).collect();
@@ -271,6 +275,12 @@ mod tests {
             (0..2).map(|v| sign(v, Round::Prepare)),
         );
         assert_eq!(check(&short, Round::Prepare), Err(ProofError::TooFewVoters));
+        let padded = Certificate::new(
+            Round::Prepare,
+            vote,
+            (0..5).map(|v| sign(v % 4, Round::Prepare)),
+        );
+        assert_eq!(check(&padded, Round::Prepare), Err(ProofError::TooFewVoters));
         let twice = Certificate::new(
             Round::Prepare,
             vote,

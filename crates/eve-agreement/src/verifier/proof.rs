@@ -160,6 +160,9 @@ impl Verifier {
         view: View,
         proof: &[ProvenViewChange],
     ) -> Result<Lock, ProofError> {
+        if proof.len() > self.sizes.n_ver {
+            return Err(ProofError::Missing);
+        }
         let senders: std::collections::BTreeSet<VerifierId> =
             proof.iter().map(|p| p.from).collect();
         if senders.len() != proof.len() || senders.len() < self.sizes.verifier_quorum {
