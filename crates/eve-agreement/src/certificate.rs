@@ -280,7 +280,10 @@ mod tests {
             vote,
             (0..5).map(|v| sign(v % 4, Round::Prepare)),
         );
-        assert_eq!(check(&padded, Round::Prepare), Err(ProofError::TooFewVoters));
+        assert_eq!(
+            check(&padded, Round::Prepare),
+            Err(ProofError::TooFewVoters)
+        );
         let twice = Certificate::new(
             Round::Prepare,
             vote,
