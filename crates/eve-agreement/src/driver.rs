@@ -17,7 +17,7 @@ use crate::node::{NodeId, Output};
 use crate::primary_backup::PbReplica;
 use crate::replica::Replica;
 use crate::time::Time;
-use crate::verifier::Verifier;
+use crate::verifier::{Verifier, VerifierMemory};
 use eve_types::{BatchSeq, ReplicaId, ReplicationMode, ValidConfig, View};
 
 /// Where a driver carries its participant's effects.
@@ -35,6 +35,10 @@ pub trait Io {
     /// wake-up it asked for has passed. A wake-up with nothing due is harmless, so an `Io`
     /// may also keep every time it was given.
     fn wake_at(&mut self, at: Time);
+    /// Persists a durable verifier's `memory`, replacing the one before. It must be durable
+    /// before any message handed to [`send`](Io::send) after this call leaves (a node may sync
+    /// once for several events, holding their messages until then: group commit).
+    fn persist(&mut self, memory: VerifierMemory);
 }
 
 /// One effect a driver asked for.
@@ -46,6 +50,8 @@ pub enum Effect {
     Exec(ExecCommand),
     /// Wake the driver at this time.
     Wake(Time),
+    /// Persist a verifier's memory before carrying out any effect after this one.
+    Persist(Box<VerifierMemory>),
 }
 
 /// An [`Io`] that buffers one driver call's effects, in order, for the caller to carry out
@@ -86,6 +92,10 @@ impl Io for Effects {
 
     fn wake_at(&mut self, at: Time) {
         self.list.push(Effect::Wake(at));
+    }
+
+    fn persist(&mut self, memory: VerifierMemory) {
+        self.list.push(Effect::Persist(Box::new(memory)));
     }
 }
 
@@ -128,6 +138,24 @@ impl ReplicaLogic {
                 Self::PrimaryBackup(PbReplica::restart(id, config.clone()))
             }
             ReplicationMode::Eve { .. } => Self::Eve(Replica::restart(id, config.clone(), nonce)),
+        }
+    }
+
+    /// A durable replica that recovered from its journal (see [`Replica::resume`]). A
+    /// primary-backup replica keeps no journal: it restarts without memory.
+    pub fn resume(
+        id: ReplicaId,
+        config: &ValidConfig,
+        nonce: u64,
+        recovered: &crate::journal::Recovered,
+    ) -> Self {
+        match config.mode {
+            ReplicationMode::PrimaryBackup => {
+                Self::PrimaryBackup(PbReplica::restart(id, config.clone()))
+            }
+            ReplicationMode::Eve { .. } => {
+                Self::Eve(Replica::resume(id, config.clone(), nonce, recovered))
+            }
         }
     }
 
@@ -253,6 +281,11 @@ pub trait Logic {
     fn next_timeout(&self) -> Option<Time>;
     /// The next effect to carry out.
     fn poll_output(&mut self) -> Option<Output>;
+    /// A durable participant's memory, if it changed since last taken: the driver persists
+    /// it before the outputs that depend on it (verifiers; see [`Verifier::take_memory`]).
+    fn take_memory(&mut self) -> Option<VerifierMemory> {
+        None
+    }
 }
 
 impl Logic for ReplicaLogic {
@@ -321,6 +354,10 @@ impl Logic for Verifier {
 
     fn poll_output(&mut self) -> Option<Output> {
         Verifier::poll_output(self)
+    }
+
+    fn take_memory(&mut self) -> Option<VerifierMemory> {
+        Verifier::take_memory(self)
     }
 }
 
@@ -448,8 +485,12 @@ impl<L: Logic> Driver<L> {
         result
     }
 
-    /// Carries out every output of the logic, in order, then asks for the next wake-up.
+    /// Carries out every output of the logic, in order, then asks for the next wake-up. A
+    /// durable participant's memory goes first: every output depends on it.
     pub fn flush(&mut self, io: &mut impl Io) {
+        if let Some(memory) = self.logic.take_memory() {
+            io.persist(memory);
+        }
         while let Some(output) = self.logic.poll_output() {
             match output {
                 Output::Send { to, msg } => io.send(to, msg),

@@ -8,6 +8,7 @@
 //! events carry the logic's *epoch*, which changes at every rollback, so the logic can ignore
 //! results that a rollback made stale.
 
+use crate::journal::Journal;
 use crate::message::{Batch, Message, Roots, StateReply};
 use crate::node::NodeId;
 use eve_exec::{Application, ExecMode, Executor, Token};
@@ -212,11 +213,15 @@ struct Import {
     import: StateImport,
 }
 
-/// Runs [`ExecCommand`]s against an [`Executor`].
+/// Runs [`ExecCommand`]s against an [`Executor`], logging what it executes to a [`Journal`]
+/// when it has one.
 pub struct ReplicaExecutor<A: Application> {
     executor: Executor<A>,
     import: Option<Import>,
     chunk_bytes: usize,
+    journal: Option<Journal>,
+    /// Why the journal failed: from then on nothing is executed or reported.
+    halted: Option<String>,
 }
 
 impl<A: Application> ReplicaExecutor<A> {
@@ -226,7 +231,54 @@ impl<A: Application> ReplicaExecutor<A> {
             executor,
             import: None,
             chunk_bytes: CHUNK_BYTES,
+            journal: None,
+            halted: None,
         }
+    }
+
+    /// Logs every batch executed, and checkpoints every stable version and every state
+    /// transferred, to `journal` (a durable replica; see [`crate::journal`]). Its events are
+    /// then released only once what they depend on is durable.
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal, if the replica is durable.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Takes the journal out (a simulation crashing the replica's disk).
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        self.journal.take()
+    }
+
+    /// Why the journal failed, if it did (a full or failing disk): the replica executes and
+    /// reports nothing from then on, so that nothing it could not persist is acknowledged.
+    pub fn halted(&self) -> Option<&str> {
+        self.halted.as_deref()
+    }
+
+    fn halt(&mut self, doing: &str, err: eve_storage::DiskError) {
+        if self.halted.is_none() {
+            self.halted = Some(format!("the journal failed while {doing}: {err}"));
+        }
+    }
+
+    /// Makes what the journal logged durable; returns whether the events of the commands
+    /// applied since the last call may be released (not if the journal failed).
+    pub fn sync(&mut self) -> bool {
+        if self.halted.is_some() {
+            return false;
+        }
+        if let Some(journal) = &mut self.journal
+            && let Err(err) = journal.sync()
+        {
+            self.halt("syncing the log", err);
+            return false;
+        }
+        true
     }
 
     /// Asks for chunks of at most `bytes` (clamped to `1..=CHUNK_BYTES`) in full transfers:
@@ -246,19 +298,63 @@ impl<A: Application> ReplicaExecutor<A> {
         &mut self.executor
     }
 
-    /// Runs one command and returns what it produced.
+    /// Runs one command and returns what it produced, once the journal (if any) holds what
+    /// that depends on.
     pub fn apply(&mut self, command: ExecCommand) -> Vec<ExecEvent> {
+        let events = self.apply_unsynced(command);
+        if self.sync() { events } else { Vec::new() }
+    }
+
+    /// Runs one command without syncing the journal: its events may be released only after
+    /// a [`sync`](Self::sync) that returns `true` (group commit: apply a burst of commands,
+    /// sync once, release their events).
+    pub fn apply_unsynced(&mut self, command: ExecCommand) -> Vec<ExecEvent> {
+        if self.halted.is_some() {
+            return Vec::new();
+        }
+        let events = self.run(command);
+        // A journal that failed while it ran: nothing it produced may leave.
+        if self.halted.is_some() {
+            return Vec::new();
+        }
+        for event in &events {
+            if let ExecEvent::StateApplied {
+                target,
+                roots,
+                result: Ok(()),
+                ..
+            } = event
+                && let Some(journal) = &mut self.journal
+                && let Err(err) = journal.imported(self.executor.state(), *target, *roots)
+            {
+                self.halt("checkpointing a transferred state", err);
+                return Vec::new();
+            }
+        }
+        events
+    }
+
+    fn run(&mut self, command: ExecCommand) -> Vec<ExecEvent> {
         match command {
             ExecCommand::Execute { epoch, batch } => vec![self.execute(epoch, batch)],
             ExecCommand::Rollback { to } => {
                 self.import = None;
                 // The logic only rolls back to versions it holds (committed or later); a
                 // failure would be a bookkeeping bug, which the next Execute reports.
-                let _ = self.executor.rollback(to);
+                if self.executor.rollback(to).is_ok()
+                    && let Some(journal) = &mut self.journal
+                {
+                    journal.rolled_back(to);
+                }
                 Vec::new()
             }
             ExecCommand::MarkStable { seq } => {
-                let _ = self.executor.mark_stable(seq);
+                if self.executor.mark_stable(seq).is_ok()
+                    && let Some(journal) = &mut self.journal
+                    && let Err(err) = journal.stable(self.executor.state(), seq)
+                {
+                    self.halt("writing a checkpoint", err);
+                }
                 Vec::new()
             }
             ExecCommand::ServeState {
@@ -388,16 +484,25 @@ impl<A: Application> ReplicaExecutor<A> {
             .executor
             .execute(batch.seq, &batch.requests, batch.nondet, mode)
         {
-            Ok(outcome) => ExecEvent::Executed {
-                epoch,
-                seq: batch.seq,
-                roots: Roots {
+            Ok(outcome) => {
+                let roots = Roots {
                     prev_root: outcome.previous_root,
                     new_root: outcome.new_root,
-                },
-                token: outcome.token,
-                replies: outcome.replies,
-            },
+                };
+                if let Some(journal) = &mut self.journal
+                    && let Err(err) =
+                        journal.executed(&batch, roots, &outcome.replies, self.executor.state())
+                {
+                    self.halt("logging a batch", err);
+                }
+                ExecEvent::Executed {
+                    epoch,
+                    seq: batch.seq,
+                    roots,
+                    token: outcome.token,
+                    replies: outcome.replies,
+                }
+            }
             Err(err) => ExecEvent::ExecuteFailed {
                 epoch,
                 seq: batch.seq,

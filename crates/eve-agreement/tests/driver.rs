@@ -37,6 +37,9 @@ impl Io for Recorder {
     fn wake_at(&mut self, at: Time) {
         self.done.push(Done::Wake(at));
     }
+    fn persist(&mut self, _memory: eve_agreement::VerifierMemory) {
+        panic!("the script keeps no memory");
+    }
 }
 
 /// A logic whose outputs and deadline the test sets; `sticky` makes its timeout leave the

@@ -173,6 +173,9 @@ impl<L: Logic + Send + 'static> Runner<L> {
                     }
                     // The driver asks only when the time must change (see `Io::wake_at`).
                     Effect::Wake(at) => self.wake = Some(at),
+                    Effect::Persist(_) => unreachable!(
+                        "the node keeps its verifiers in memory: none takes a durable memory"
+                    ),
                 }
             }
             let Some(msg) = self.loopback.pop_front() else {

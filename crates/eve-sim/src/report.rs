@@ -82,6 +82,24 @@ pub struct Exercised {
     pub reference_keys_unjudged: u64,
     /// Replicas whose committed object map was compared with another's.
     pub object_maps_compared: u64,
+    /// Runs whose nodes kept their state on disks.
+    pub durable_runs: u64,
+    /// Times the power failed everywhere at once.
+    pub power_failures: u64,
+    /// Batches replicas replayed from their logs after a restart and proved.
+    pub batches_replayed: u64,
+    /// Checkpoints loaded by restarted replicas.
+    pub checkpoints_loaded: u64,
+    /// Torn last writes cut from a log when it was opened.
+    pub torn_tails: u64,
+    /// Corruptions found by their checksum: logs cut at a damaged record, checkpoints refused.
+    pub corruptions_found: u64,
+    /// Disks lost entirely (the node recovered from its peers).
+    pub disks_lost: u64,
+    /// Verifiers that resumed from the memory on their disk.
+    pub verifier_resumes: u64,
+    /// Syncs of replicas' logs and verifiers' memories.
+    pub disk_syncs: u64,
 }
 
 impl Exercised {
@@ -124,6 +142,15 @@ impl Exercised {
         self.reference_replies += other.reference_replies;
         self.reference_keys_unjudged += other.reference_keys_unjudged;
         self.object_maps_compared += other.object_maps_compared;
+        self.durable_runs += other.durable_runs;
+        self.power_failures += other.power_failures;
+        self.batches_replayed += other.batches_replayed;
+        self.checkpoints_loaded += other.checkpoints_loaded;
+        self.torn_tails += other.torn_tails;
+        self.corruptions_found += other.corruptions_found;
+        self.disks_lost += other.disks_lost;
+        self.verifier_resumes += other.verifier_resumes;
+        self.disk_syncs += other.disk_syncs;
     }
 }
 
@@ -177,6 +204,7 @@ impl RunReport {
                     scenario.cluster.mode,
                     eve_types::ReplicationMode::Eve { .. }
                 )),
+                durable_runs: u64::from(scenario.faults.durable),
                 ..Exercised::default()
             },
             ..Self::default()

@@ -81,6 +81,17 @@ const EVE_ONLY_COUNTS: [&str; 6] = [
     "stalls reported after every replica lost its state",
 ];
 
+/// Counts only runs on disks can raise: required only when some run was on disk.
+const DURABLE_COUNTS: [&str; 7] = [
+    "power failures everywhere at once",
+    "batches replayed from logs",
+    "checkpoints loaded",
+    "torn log tails cut",
+    "corruptions found by their checksum",
+    "disks lost",
+    "verifiers resumed from their memory",
+];
+
 const BYZANTINE_COUNTS: [&str; 7] = [
     "Byzantine primaries",
     "batches withheld by a Byzantine primary (gaps)",
@@ -115,7 +126,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 23] {
+    pub fn exercised(&self) -> [(&'static str, u64); 30] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -173,15 +184,24 @@ impl Summary {
                 "committed object maps compared",
                 self.counts.object_maps_compared,
             ),
+            (DURABLE_COUNTS[0], self.counts.power_failures),
+            (DURABLE_COUNTS[1], self.counts.batches_replayed),
+            (DURABLE_COUNTS[2], self.counts.checkpoints_loaded),
+            (DURABLE_COUNTS[3], self.counts.torn_tails),
+            (DURABLE_COUNTS[4], self.counts.corruptions_found),
+            (DURABLE_COUNTS[5], self.counts.disks_lost),
+            (DURABLE_COUNTS[6], self.counts.verifier_resumes),
         ]
     }
 
     /// The names of exercised counts that stayed zero. The Byzantine ones count only when
     /// some run had a Byzantine replica or verifier (never with `r = 0`), the echoed tokens
     /// only when some run drew the replica that echoes them, the refused proofs only when some
-    /// run drew a verifier that forges them, and the counts primary-backup
-    /// cannot raise only when some run was Eve.
+    /// run drew a verifier that forges them, the counts primary-backup
+    /// cannot raise only when some run was Eve, and those of disks only when some run kept
+    /// its state on disks.
     pub fn unexercised(&self) -> Vec<&'static str> {
+        let durable = self.counts.durable_runs > 0;
         let byzantine = self.counts.byzantine_runs > 0;
         let echo = self.counts.echo_runs > 0;
         let forging = self.counts.forging_runs > 0;
@@ -192,6 +212,7 @@ impl Summary {
             .filter(|(name, _)| echo || *name != ECHOED)
             .filter(|(name, _)| forging || *name != REFUSED)
             .filter(|(name, _)| eve || !EVE_ONLY_COUNTS.contains(name))
+            .filter(|(name, _)| durable || !DURABLE_COUNTS.contains(name))
             .map(|(name, _)| name)
             .collect()
     }

@@ -111,6 +111,16 @@ pub struct Faults {
     /// Objects every replica starts with (a large state makes full transfers take many
     /// chunks); a restarted replica starts empty.
     pub state_objects: u32,
+    /// Every replica keeps a journal and every verifier its memory on a simulated disk, and
+    /// restarts from it: a crash keeps what was synced and a seeded prefix of the rest (a
+    /// torn last write). Eve runs only.
+    pub durable: bool,
+    /// Times the power fails everywhere at once (durable runs): every replica and verifier
+    /// crashes at the same instant and comes back after a short outage.
+    pub power_failures: u32,
+    /// At each power failure one node, within the faults the configuration tolerates, loses
+    /// its disk entirely or finds a corrupted byte in one of its files (durable runs).
+    pub disk_faults: bool,
     /// When faults stop.
     pub heal_ms: u64,
     /// How long after healing every pending request has to complete.
@@ -137,6 +147,9 @@ impl Faults {
             colluding: false,
             restart_all: false,
             state_objects: 0,
+            durable: false,
+            power_failures: 0,
+            disk_faults: false,
             heal_ms: 0,
             liveness_ms: 30_000,
         }
@@ -320,6 +333,14 @@ impl Scenario {
             faults.state_objects = 100_000;
             scenario.cluster.merkle_bucket_bits = 12;
         }
+        // Drawn apart from `rng`, so that the other faults of a seed stay what they were: half
+        // the Eve runs keep their state on disks, and most of those lose power everywhere.
+        let disk = eve_types::splitmix64(seed ^ 0x6469_736b_706f_7772);
+        faults.durable = disk & 1 == 1;
+        if faults.durable {
+            faults.power_failures = ((disk >> 8) % 4) as u32;
+            faults.disk_faults = (disk >> 16) % 3 != 0;
+        }
         scenario
     }
 
@@ -362,6 +383,15 @@ impl Scenario {
         }
         if f.restart_all {
             parts.push("every replica restarts at once".to_string());
+        }
+        if f.durable {
+            parts.push("on disk".to_string());
+        }
+        if f.power_failures > 0 {
+            parts.push(format!("{} power failures", f.power_failures));
+        }
+        if f.disk_faults {
+            parts.push("disks lost or corrupted".to_string());
         }
         if f.state_objects > 0 {
             parts.push(format!("{} objects", f.state_objects));

@@ -27,6 +27,7 @@ mod hash;
 mod manifest;
 mod merkle;
 mod parallel;
+mod snapshot;
 mod store;
 
 pub use chunk::{BucketPart, CHUNK_REQUEST_BUCKETS_MAX, Chunk, ChunkRequest, StateImport};
@@ -37,4 +38,5 @@ pub use hash::{bucket_hash, bucket_of, leaf_hash, node_hash};
 pub use manifest::Manifest;
 pub use merkle::MerkleTree;
 pub use parallel::{ParallelFor, Serial};
+pub use snapshot::Snapshot;
 pub use store::{SYSTEM_KEY_PREFIX, StateStore, is_system_key};

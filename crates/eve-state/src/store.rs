@@ -124,6 +124,18 @@ impl StateStore {
         Ok(store)
     }
 
+    /// Renumbers a store that holds only its stable version 0 (as [`with_objects`] made it)
+    /// so that this version is `version`.
+    ///
+    /// [`with_objects`]: Self::with_objects
+    pub(crate) fn renumber_stable(&mut self, version: BatchSeq) {
+        debug_assert!(self.history.is_empty() && self.sealed == BatchSeq(0));
+        self.stable = version;
+        self.sealed = version;
+        self.working = version.next();
+        self.epoch += 1;
+    }
+
     /// The store's settings.
     pub fn config(&self) -> StateConfig {
         self.config

@@ -22,10 +22,14 @@
 
 mod disk;
 mod file_disk;
+mod identity;
 mod log;
+mod shared;
 mod sim_disk;
 
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
+pub use identity::{IDENTITY_FILE, IdentityError, check_identity};
 pub use log::{Opened, RECORD_BYTES_MAX, RECORD_HEADER_BYTES, RecordLog, TailRepair};
+pub use shared::SharedDisk;
 pub use sim_disk::SimDisk;

@@ -1,13 +1,15 @@
 //! A log of checksummed records in one file. Each record is its length (4 bytes, little
-//! endian), the first 8 bytes of the blake3 hash of length and payload, then the payload.
-//! Opening a log keeps the longest valid prefix and cuts the rest: a record that is incomplete
-//! (a torn write), too long, or whose checksum does not match (a corrupted sector) ends the log
-//! there, and what follows it is gone, with a [`TailRepair`] saying so.
+//! endian), the first 4 bytes of the blake3 hash of the length (so that a damaged length is
+//! told from a short file), the first 8 bytes of the blake3 hash of length and payload, then
+//! the payload. Opening a log keeps the longest valid prefix and cuts the rest: a record that is
+//! incomplete (a torn write), whose length is damaged or too long, or whose checksum does not
+//! match (a corrupted sector) ends the log there, and what follows it is gone, with a
+//! [`TailRepair`] saying so and whether it was a torn write or a corruption.
 
 use crate::disk::{Disk, DiskError};
 
 /// Bytes before each record's payload.
-pub const RECORD_HEADER_BYTES: usize = 12;
+pub const RECORD_HEADER_BYTES: usize = 16;
 
 /// The longest payload a record may hold (32 MiB: twice the longest protocol message).
 pub const RECORD_BYTES_MAX: usize = 32 << 20;
@@ -42,6 +44,20 @@ pub struct TailRepair {
     pub cut_bytes: u64,
     /// Why the record there is not valid.
     pub reason: &'static str,
+    /// Whether the record there was whole but wrong (its checksum does not match, or its
+    /// length is impossible): a corruption of bytes once written, not the torn last write of
+    /// a crash (a torn write leaves a record cut short, since a crash keeps a prefix of what
+    /// was appended). What followed it may have been synced: it is lost.
+    pub corrupt: bool,
+}
+
+const CORRUPT_LENGTH: &str = "a record length that is damaged or over the limit";
+const CORRUPT_CHECKSUM: &str = "a record whose checksum does not match";
+
+fn length_check(len: [u8; 4]) -> [u8; 4] {
+    blake3::hash(&len).as_bytes()[..4]
+        .try_into()
+        .expect("4 of 32 bytes")
 }
 
 fn checksum(len: [u8; 4], payload: &[u8]) -> [u8; 8] {
@@ -64,14 +80,14 @@ fn parse(bytes: &[u8]) -> (Vec<Vec<u8>>, usize, Option<&'static str>) {
         }
         let len_bytes: [u8; 4] = rest[..4].try_into().expect("4 bytes");
         let len = u32::from_le_bytes(len_bytes) as usize;
-        if len > RECORD_BYTES_MAX {
-            return (records, at, Some("a record length over the limit"));
+        if rest[4..8] != length_check(len_bytes) || len > RECORD_BYTES_MAX {
+            return (records, at, Some(CORRUPT_LENGTH));
         }
         let Some(payload) = rest.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len) else {
             return (records, at, Some("a record cut short"));
         };
-        if checksum(len_bytes, payload) != rest[4..RECORD_HEADER_BYTES] {
-            return (records, at, Some("a record whose checksum does not match"));
+        if checksum(len_bytes, payload) != rest[8..RECORD_HEADER_BYTES] {
+            return (records, at, Some(CORRUPT_CHECKSUM));
         }
         records.push(payload.to_vec());
         at += RECORD_HEADER_BYTES + len;
@@ -84,6 +100,7 @@ fn frame(payload: &[u8]) -> Vec<u8> {
     let len = (payload.len() as u32).to_le_bytes();
     let mut bytes = Vec::with_capacity(RECORD_HEADER_BYTES + payload.len());
     bytes.extend_from_slice(&len);
+    bytes.extend_from_slice(&length_check(len));
     bytes.extend_from_slice(&checksum(len, payload));
     bytes.extend_from_slice(payload);
     bytes
@@ -99,6 +116,7 @@ impl RecordLog {
             kept_bytes: valid as u64,
             cut_bytes: (bytes.len() - valid) as u64,
             reason,
+            corrupt: reason == CORRUPT_CHECKSUM || reason == CORRUPT_LENGTH,
         });
         if repair.is_some() {
             disk.truncate(file, valid as u64)?;
@@ -208,6 +226,9 @@ mod tests {
             let opened = RecordLog::open(&mut disk, "l").unwrap();
             prop_assert!(opened.records.len() >= synced);
             prop_assert_eq!(&opened.records[..], &all[..opened.records.len()]);
+            if let Some(repair) = &opened.repair {
+                prop_assert!(!repair.corrupt, "a crash only tears: {:?}", repair);
+            }
             let again = RecordLog::open(&mut disk, "l").unwrap();
             prop_assert_eq!(again.records, opened.records);
             prop_assert_eq!(again.repair, None, "the first opening cut the tail for good");
@@ -232,6 +253,7 @@ mod tests {
             prop_assert_eq!(&opened.records[..], &all[..hit]);
             let repair = opened.repair.unwrap();
             prop_assert_eq!(repair.kept_bytes as usize, starts[hit]);
+            prop_assert!(repair.corrupt, "a flipped byte is told from a tear: {:?}", repair);
         }
     }
 

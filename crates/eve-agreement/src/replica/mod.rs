@@ -250,6 +250,60 @@ impl Replica {
         replica
     }
 
+    /// A durable replica that restarted and recovered from its journal (see
+    /// [`crate::journal`]): its state is the checkpoint it loaded with the batches replayed on
+    /// it, and it resumes holding the checkpoint as committed and the replayed batches as
+    /// executed, with their tokens; the verifiers tell it what of them committed, and it
+    /// fetches the rest by state transfer as usual. Like any restarted replica it leads no
+    /// view until a verifier quorum told it which it may have led. Without a checkpoint
+    /// (`recovered.checkpoint` is `None`) it is a replica restarted without state
+    /// ([`restart`](Self::restart)).
+    pub fn resume(
+        id: ReplicaId,
+        config: ValidConfig,
+        nonce: u64,
+        recovered: &crate::journal::Recovered,
+    ) -> Self {
+        let mut replica = Self::restart(id, config, nonce);
+        let Some((stable, stable_roots)) = recovered.checkpoint else {
+            return replica;
+        };
+        replica.state_is_committed = true;
+        replica.committed = stable;
+        replica.stable = stable;
+        if let Some(roots) = stable_roots {
+            replica.roots.insert(stable, roots);
+        }
+        let mut executing = stable;
+        for replayed in &recovered.replayed {
+            let seq = replayed.batch.seq;
+            assert_eq!(seq, executing.next(), "replayed batches follow each other");
+            let prev = crate::message::base_token(&replica.roots, seq);
+            replica.roots.insert(seq, replayed.roots);
+            for request in &replayed.batch.requests {
+                replica
+                    .in_flight
+                    .insert((request.client, request.request_no));
+            }
+            replica.slots.insert(
+                seq,
+                Slot {
+                    batch: replayed.batch.clone(),
+                    exec_epoch: Some(replica.epoch),
+                    result: Some(Executed {
+                        token: replayed.roots.token(seq),
+                        prev,
+                        replies: replayed.replies.clone(),
+                    }),
+                },
+            );
+            executing = seq;
+        }
+        replica.executing = executing;
+        replica.next_seq = executing.next();
+        replica
+    }
+
     /// Checks clients' signatures with `verifier`. With `r >= 1` a replica without one
     /// refuses every request (counted as `unknown-client-key`): relayed requests are taken on
     /// no one's word.

@@ -4,9 +4,12 @@
 
 mod agreement;
 mod catch_up;
+mod memory;
 mod proof;
 mod recovery;
 mod view_change;
+
+pub use memory::VerifierMemory;
 
 use crate::certificate::{Certificate, VerifierAuth};
 use crate::message::{Lock, Message, RecoveryState, ViewChangeProof};
@@ -150,6 +153,11 @@ pub struct Verifier {
     vote_floor: Option<View>,
     /// Locks learned from peers when recovering, reported in view changes like its own.
     learned: Vec<Lock>,
+    /// A durable verifier's memory as last taken for its driver to persist (`Some(None)`
+    /// before the first); `None` for a verifier that keeps none.
+    durable: Option<Option<VerifierMemory>>,
+    /// A view change asked for before a restart, to ask for again at the first wake-up.
+    resume_change: Option<View>,
     outputs: VecDeque<Output>,
     counters: VerifierCounters,
 }
@@ -187,6 +195,8 @@ impl Verifier {
             recovery: None,
             vote_floor: None,
             learned: Vec::new(),
+            durable: None,
+            resume_change: None,
             outputs: VecDeque::new(),
             counters: VerifierCounters::default(),
         }
@@ -277,6 +287,9 @@ impl Verifier {
     pub fn next_timeout(&self) -> Option<Time> {
         if let Some(recovery) = &self.recovery {
             return Some(recovery.retry_at);
+        }
+        if self.resume_change.is_some() {
+            return Some(Time::ZERO);
         }
         if let Some(changing) = &self.changing {
             return Some(changing.deadline);
@@ -379,6 +392,7 @@ impl Verifier {
             self.recovery_timeout(now);
             return;
         }
+        self.resume_view_change(now);
         if self.changing.is_some() {
             self.view_change_timeout(now);
             return;

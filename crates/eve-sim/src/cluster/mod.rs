@@ -8,6 +8,8 @@ use crate::reference::Reference;
 use crate::report::RunReport;
 use crate::scenario::{Byzantine, FaultKind, Scenario};
 use crate::workload::{SimOp, draw_op};
+
+mod power;
 use bytes::Bytes;
 use eve_agreement::{
     Client, Driver, Effect, Effects, ExecCommand, ExecEvent, Logic, Message, NodeId,
@@ -95,6 +97,8 @@ enum Event {
         slot: usize,
     },
     RestartAll,
+    PowerFailure,
+    PowerRestored,
     Heal,
 }
 
@@ -132,6 +136,8 @@ struct ReplicaNode {
     incarnation: u64,
     busy_until: Time,
     byzantine: Option<Byzantine>,
+    /// Its disk, in a durable run (the journal's handle is inside `exec`).
+    disk: Option<eve_storage::SharedDisk<eve_storage::SimDisk>>,
 }
 
 struct VerifierNode {
@@ -140,6 +146,9 @@ struct VerifierNode {
     /// Crashed for good: never restarted.
     dead: bool,
     incarnation: u64,
+    /// Its disk, in a durable run, and the store of its memory there while it is up.
+    disk: Option<eve_storage::SharedDisk<eve_storage::SimDisk>>,
+    store: Option<eve_agreement::verifier_store::VerifierStore>,
 }
 
 struct ClientNode {
@@ -206,17 +215,28 @@ impl Cluster {
                 let byzantine = (id == byzantine_replica)
                     .then_some(scenario.faults.byzantine)
                     .flatten();
+                let mut exec = new_executor(&scenario, &config, id, 0);
+                let disk = scenario.faults.durable.then(power::new_disk);
+                if let Some(disk) = &disk {
+                    let journal = eve_agreement::journal::Journal::create(
+                        Box::new(disk.clone()),
+                        exec.executor().state(),
+                    )
+                    .expect("a new simulated disk takes a journal");
+                    exec = exec.with_journal(journal);
+                }
                 ReplicaNode {
                     id,
                     executed: BTreeMap::new(),
                     driver: Driver::new(
                         ReplicaLogic::new(id, &config).with_request_verifier(auth.clone()),
                     ),
-                    exec: new_executor(&scenario, &config, id, 0),
+                    exec,
                     up: true,
                     incarnation: 0,
                     busy_until: Time::ZERO,
                     byzantine,
+                    disk,
                 }
             })
             .collect();
@@ -230,14 +250,29 @@ impl Cluster {
             })
             .collect();
         let verifiers = (0..sizes.n_ver as u32)
-            .map(|i| VerifierNode {
-                driver: Driver::new(
-                    Verifier::new(VerifierId(i), config.clone())
-                        .with_auth(verifier_auth[i as usize].clone()),
-                ),
-                up: true,
-                dead: false,
-                incarnation: 0,
+            .map(|i| {
+                let id = VerifierId(i);
+                let verifier =
+                    Verifier::new(id, config.clone()).with_auth(verifier_auth[i as usize].clone());
+                let disk = scenario.faults.durable.then(power::new_disk);
+                let verifier = if disk.is_some() {
+                    verifier.with_durable_memory()
+                } else {
+                    verifier
+                };
+                let store = disk.as_ref().map(|disk| {
+                    eve_agreement::verifier_store::VerifierStore::open(Box::new(disk.clone()), id)
+                        .expect("a new simulated disk opens")
+                        .store
+                });
+                VerifierNode {
+                    driver: Driver::new(verifier),
+                    up: true,
+                    dead: false,
+                    incarnation: 0,
+                    disk,
+                    store,
+                }
             })
             .collect();
         let clients = (0..scenario.clients)
@@ -321,6 +356,7 @@ impl Cluster {
             let at = Time(heal.0 / 4 + self.rng.below(heal.0 / 2 + 1));
             self.schedule(at, Event::RestartAll);
         }
+        self.schedule_power_failures(heal);
         let roles = std::iter::repeat_n(Role::Replica, faults.replica_slots as usize).chain(
             std::iter::repeat_n(Role::Verifier, faults.verifier_slots as usize),
         );
@@ -402,7 +438,8 @@ impl Cluster {
             self.process(next.event);
         }
         let stalled = self.stalled();
-        if let Some(reason) = stalled.filter(|_| self.scenario.faults.restart_all) {
+        let state_lost = self.scenario.faults.restart_all && !self.scenario.faults.durable;
+        if let Some(reason) = stalled.filter(|_| state_lost) {
             // The committed state was lost on purpose: stalling is the right outcome, as long
             // as every replica says why (safety was checked all along).
             self.report.counts.stalls_reported += 1;
@@ -514,6 +551,13 @@ impl Cluster {
             .all(|c| c.remaining == 0 && c.current.is_none())
     }
 
+    /// Adds a line to the log, when the run keeps one.
+    fn note(&mut self, line: String) {
+        if let Some(log) = &mut self.log {
+            log.push(format!("{:?} {line}", self.now));
+        }
+    }
+
     fn trace_event(&mut self, event: &Event) {
         self.trace.update(&self.now.0.to_le_bytes());
         let line = match event {
@@ -555,35 +599,41 @@ impl Cluster {
                 incarnation,
                 events,
             } => {
-                let node = &self.replicas[replica.0 as usize];
+                let node = &mut self.replicas[replica.0 as usize];
                 if !node.up || node.incarnation != incarnation {
                     return;
+                }
+                // The log's sync completes now: only then may the results leave.
+                let synced = node.exec.journal().map(|j| j.counters().syncs);
+                if !node.exec.sync() {
+                    return;
+                }
+                if node.exec.journal().map(|j| j.counters().syncs) != synced {
+                    self.report.counts.disk_syncs += 1;
                 }
                 for event in events {
                     self.replica_exec_event(replica, event);
                 }
             }
             Event::Submit { client } => self.submit(client),
-            Event::Crash { replica } => {
-                self.replicas[replica.0 as usize].up = false;
-                self.report.counts.crashes += 1;
-            }
+            Event::Crash { replica } => self.take_down_replica(replica),
             Event::Restart { replica } => self.restart(replica),
             Event::CrashVerifier { verifier } => {
-                let node = &mut self.verifiers[verifier.0 as usize];
-                node.up = false;
-                node.dead = true;
-                self.report.counts.crashes += 1;
+                self.take_down_verifier(verifier);
+                self.verifiers[verifier.0 as usize].dead = true;
             }
             Event::FaultStart { slot, kind } => self.fault_start(slot, kind),
             Event::FaultEnd { slot } => self.fault_end(slot),
             Event::RestartAll => {
                 for i in 0..self.replicas.len() as u32 {
-                    self.replicas[i as usize].up = false;
-                    self.report.counts.crashes += 1;
+                    if self.replicas[i as usize].up {
+                        self.take_down_replica(ReplicaId(i));
+                    }
                     self.restart(ReplicaId(i));
                 }
             }
+            Event::PowerFailure => self.power_failure(),
+            Event::PowerRestored => self.power_restored(),
             Event::Heal => {
                 for slot in 0..self.slots.len() {
                     self.fault_end(slot);
@@ -656,14 +706,11 @@ impl Cluster {
         self.slots[slot].active = Some((kind, target));
         let all = self.all_nodes();
         match kind {
-            FaultKind::CrashRestart => {
-                self.report.counts.crashes += 1;
-                match target {
-                    NodeId::Replica(id) => self.replicas[id.0 as usize].up = false,
-                    NodeId::Verifier(id) => self.verifiers[id.0 as usize].up = false,
-                    NodeId::Client(_) => unreachable!("slots strike replicas and verifiers"),
-                }
-            }
+            FaultKind::CrashRestart => match target {
+                NodeId::Replica(id) => self.take_down_replica(id),
+                NodeId::Verifier(id) => self.take_down_verifier(id),
+                NodeId::Client(_) => unreachable!("slots strike replicas and verifiers"),
+            },
             FaultKind::Isolate => {
                 self.report.counts.partitions += 1;
                 self.network.partition(&[target], &all);
@@ -683,7 +730,12 @@ impl Cluster {
     /// tolerates: a verifier that restarted is still faulty until it has recovered, so it
     /// counts against the verifier slots until then.
     fn over_budget(&self, slot: usize) -> bool {
-        let role = self.slots[slot].role;
+        !self.may_strike(self.slots[slot].role)
+    }
+
+    /// Whether one more node of `role` may be struck: the nodes slots of that role hold and
+    /// those still recovering from an earlier fault stay below the role's budget.
+    fn may_strike(&self, role: Role) -> bool {
         let held: Vec<NodeId> = self
             .slots
             .iter()
@@ -726,7 +778,7 @@ impl Cluster {
             Role::Verifier => self.scenario.faults.verifier_slots,
             Role::Replica => self.scenario.faults.replica_slots,
         };
-        held.len() + recovering >= budget as usize
+        held.len() + recovering < budget as usize
     }
 
     /// Ends the window of `slot`: restarts the node it crashed (with empty memory), or
@@ -761,8 +813,11 @@ impl Cluster {
         self.report.add_verifier(node.driver.logic().counters());
         node.up = true;
         self.report.counts.verifier_restarts += 1;
-        let logic = Verifier::restart(id, self.config.clone(), nonce)
-            .with_auth(self.verifier_auth[id.0 as usize].clone());
+        let logic = match self.recover_verifier(id, nonce) {
+            Some(logic) => logic,
+            None => Verifier::restart(id, self.config.clone(), nonce)
+                .with_auth(self.verifier_auth[id.0 as usize].clone()),
+        };
         let mut io = self.io();
         self.verifiers[id.0 as usize].driver.replace(logic, &mut io);
         self.carry_out(NodeId::Verifier(id), io);
@@ -777,24 +832,31 @@ impl Cluster {
         nodes
     }
 
+    /// Restarts a replica: from its disk in a durable run, else with empty memory and state.
     fn restart(&mut self, replica: ReplicaId) {
         let incarnation = self.replicas[replica.0 as usize].incarnation + 1;
-        let exec = new_executor(&self.scenario, &self.config, replica, incarnation);
         report_replica(
             self.replicas[replica.0 as usize].driver.logic(),
             &mut self.report,
         );
         let nonce = splitmix64(self.scenario.seed ^ (u64::from(replica.0) << 40) ^ incarnation);
+        let (exec, logic, executed) = match self.recover_replica(replica, incarnation, nonce) {
+            Some(recovered) => recovered,
+            None => (
+                new_executor(&self.scenario, &self.config, replica, incarnation),
+                ReplicaLogic::restart(replica, &self.config, nonce)
+                    .with_request_verifier(self.auth.clone()),
+                BTreeMap::new(),
+            ),
+        };
         let node = &mut self.replicas[replica.0 as usize];
-        node.executed.clear();
+        node.executed = executed;
         node.exec = exec;
         node.up = true;
         node.incarnation = incarnation;
         node.busy_until = self.now;
         self.report.counts.restarts += 1;
         self.checks.forget_replica(replica);
-        let logic = ReplicaLogic::restart(replica, &self.config, nonce)
-            .with_request_verifier(self.auth.clone());
         let mut io = self.io();
         self.replicas[replica.0 as usize]
             .driver
@@ -861,7 +923,13 @@ impl Cluster {
     fn carry_out(&mut self, node: NodeId, io: Effects) {
         for effect in io.into_effects() {
             match effect {
-                Effect::Send(to, msg) => self.send(node, to, msg),
+                Effect::Send(to, msg) => {
+                    // What a verifier wrote down is durable before anything it sends.
+                    if let NodeId::Verifier(id) = node {
+                        self.sync_memory(id);
+                    }
+                    self.send(node, to, msg)
+                }
                 Effect::Exec(command) => {
                     let NodeId::Replica(id) = node else {
                         unreachable!("only replicas execute")
@@ -869,6 +937,12 @@ impl Cluster {
                     self.execute(id, command);
                 }
                 Effect::Wake(at) => self.schedule(at, Event::Timer { node }),
+                Effect::Persist(memory) => {
+                    let NodeId::Verifier(id) = node else {
+                        unreachable!("only verifiers keep a memory")
+                    };
+                    self.persist(id, &memory);
+                }
             }
         }
         if let NodeId::Replica(id) = node {
@@ -905,12 +979,20 @@ impl Cluster {
             }
             _ => 0,
         };
-        let events = node.exec.apply(command);
+        // The journal is synced when the results are handed back (`Event::Exec`): a crash
+        // before then loses the batches logged since the last sync, or tears the last one.
+        let logged = node.exec.journal().map(|j| j.counters().records);
+        let events = node.exec.apply_unsynced(command);
         if events.is_empty() {
             return;
         }
+        let sync_us = if node.exec.journal().map(|j| j.counters().records) != logged {
+            power::SYNC_COST_US
+        } else {
+            0
+        };
         let start = node.busy_until.max(self.now);
-        let done = start.plus_us(EXEC_COST_US + cost_us);
+        let done = start.plus_us(EXEC_COST_US + cost_us + sync_us);
         node.busy_until = done;
         let incarnation = node.incarnation;
         let mut exec_events = Vec::new();
