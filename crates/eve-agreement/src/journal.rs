@@ -160,7 +160,7 @@ fn checkpoints(disk: &dyn Disk) -> Result<Vec<(BatchSeq, String)>, DiskError> {
             Some((BatchSeq(digits.parse().ok()?), name))
         })
         .collect();
-    found.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    found.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
     Ok(found)
 }
 

@@ -2,7 +2,9 @@
 //! [`Disk`], the last whole one being the memory. A record is appended for every change the
 //! driver hands over and synced before any message that depends on it leaves (one sync for
 //! all the changes of a burst of events); every [`MEMORY_RECORDS_MAX`] records the log is
-//! rewritten atomically with the last one alone. A torn tail is cut on opening: what it held
+//! rewritten atomically with the last one alone. A verifier's first start writes its initial
+//! memory, synced ([`VerifierStore::create`]), so that a disk without any memory is one that
+//! was lost, not one whose first record was torn. A torn tail is cut on opening: what it held
 //! was never synced, so nothing that depended on it was sent. A corrupted record is another
 //! matter: what followed it may have been synced and acted on, so the memory is not trusted at
 //! all, and the verifier recovers from its peers as one that lost its disk.
@@ -32,9 +34,8 @@ pub struct VerifierStore {
 pub struct OpenedStore {
     /// The store, ready for the next record.
     pub store: VerifierStore,
-    /// The memory to resume from; `None` on a new (or wiped) disk, or when a corrupted
-    /// record was found (see [`tail`](Self::tail)): then the verifier must recover from its
-    /// peers.
+    /// The memory to resume from; `None` on a lost (wiped) disk, or when a corrupted record
+    /// was found (see [`tail`](Self::tail)): then the verifier must recover from its peers.
     pub memory: Option<VerifierMemory>,
     /// The tail cut, if the log ended in a torn or corrupted record.
     pub tail: Option<TailRepair>,
@@ -50,6 +51,9 @@ pub enum VerifierStoreError {
     /// in a way its checksum did not catch.
     #[error("the verifier's memory does not decode: {0}")]
     Undecodable(String),
+    /// A new verifier's store was asked for on a disk that holds a memory.
+    #[error("the data directory already holds a verifier's memory: resume from it")]
+    NotEmpty,
     /// The memory is another verifier's.
     #[error("the data directory holds the memory of {found}, not of {expected}")]
     OtherVerifier {
@@ -61,6 +65,28 @@ pub enum VerifierStoreError {
 }
 
 impl VerifierStore {
+    /// Starts the store of a new verifier on an empty disk, with its initial `memory`
+    /// (durable when this returns).
+    pub fn create(
+        mut disk: Box<dyn Disk + Send>,
+        memory: &VerifierMemory,
+    ) -> Result<Self, VerifierStoreError> {
+        let opened = RecordLog::open(disk.as_mut(), MEMORY_FILE)?;
+        if !opened.records.is_empty() {
+            return Err(VerifierStoreError::NotEmpty);
+        }
+        let mut store = VerifierStore {
+            disk,
+            log: opened.log,
+            records: 0,
+            last: Vec::new(),
+            syncs: 0,
+        };
+        store.write(memory)?;
+        store.sync()?;
+        Ok(store)
+    }
+
     /// Opens verifier `id`'s store on `disk`, cutting a torn tail.
     pub fn open(
         mut disk: Box<dyn Disk + Send>,

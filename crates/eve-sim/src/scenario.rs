@@ -335,11 +335,13 @@ impl Scenario {
         }
         // Drawn apart from `rng`, so that the other faults of a seed stay what they were: half
         // the Eve runs keep their state on disks, and most of those lose power everywhere.
+        // Runs whose replicas all restart at once stay in memory: they check that a cluster
+        // that lost its committed state says so.
         let disk = eve_types::splitmix64(seed ^ 0x6469_736b_706f_7772);
-        faults.durable = disk & 1 == 1;
+        faults.durable = disk & 1 == 1 && !faults.restart_all;
         if faults.durable {
             faults.power_failures = ((disk >> 8) % 4) as u32;
-            faults.disk_faults = (disk >> 16) % 3 != 0;
+            faults.disk_faults = !(disk >> 16).is_multiple_of(3);
         }
         scenario
     }

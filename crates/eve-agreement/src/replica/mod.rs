@@ -301,6 +301,12 @@ impl Replica {
         }
         replica.executing = executing;
         replica.next_seq = executing.next();
+        // It was in the view of the last batch it executed, at least: a verifier that lags
+        // behind must not move it back to an older view, which would discard that batch.
+        if let Some(last) = recovered.replayed.last() {
+            replica.view = last.batch.view;
+            replica.view_started = false;
+        }
         replica
     }
 

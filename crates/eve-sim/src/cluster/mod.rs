@@ -176,6 +176,9 @@ pub struct Cluster {
     report: RunReport,
     /// Checks the clients' signatures for every replica.
     auth: std::sync::Arc<eve_agreement::auth::KeyedHashAuth>,
+    /// Nodes whose disk was lost or damaged and that have not restarted since: faulty,
+    /// whatever their logic (which is the one from before) says.
+    damaged: std::collections::BTreeSet<NodeId>,
     /// Each verifier's signing secret (used with r >= 1).
     verifier_auth: Vec<std::sync::Arc<eve_agreement::auth::KeyedHashVerifierAuth>>,
     /// The first batch a Byzantine primary withheld that no correct replica has committed
@@ -261,9 +264,11 @@ impl Cluster {
                     verifier
                 };
                 let store = disk.as_ref().map(|disk| {
-                    eve_agreement::verifier_store::VerifierStore::open(Box::new(disk.clone()), id)
-                        .expect("a new simulated disk opens")
-                        .store
+                    eve_agreement::verifier_store::VerifierStore::create(
+                        Box::new(disk.clone()),
+                        &verifier.memory(),
+                    )
+                    .expect("a new simulated disk takes a verifier's memory")
                 });
                 VerifierNode {
                     driver: Driver::new(verifier),
@@ -307,6 +312,7 @@ impl Cluster {
             reference: Reference::default(),
             report,
             withheld: None,
+            damaged: Default::default(),
             tokens_sent: BTreeMap::new(),
             auth,
             verifier_auth,
@@ -438,8 +444,7 @@ impl Cluster {
             self.process(next.event);
         }
         let stalled = self.stalled();
-        let state_lost = self.scenario.faults.restart_all && !self.scenario.faults.durable;
-        if let Some(reason) = stalled.filter(|_| state_lost) {
+        if let Some(reason) = stalled.filter(|_| self.scenario.faults.restart_all) {
             // The committed state was lost on purpose: stalling is the right outcome, as long
             // as every replica says why (safety was checked all along).
             self.report.counts.stalls_reported += 1;
@@ -778,7 +783,18 @@ impl Cluster {
             Role::Verifier => self.scenario.faults.verifier_slots,
             Role::Replica => self.scenario.faults.replica_slots,
         };
-        held.len() + recovering < budget as usize
+        let damaged = self
+            .damaged
+            .iter()
+            .filter(|node| {
+                matches!(
+                    (role, node),
+                    (Role::Replica, NodeId::Replica(_)) | (Role::Verifier, NodeId::Verifier(_))
+                )
+            })
+            .filter(|node| !held.contains(node))
+            .count();
+        held.len() + recovering + damaged < budget as usize
     }
 
     /// Ends the window of `slot`: restarts the node it crashed (with empty memory), or
@@ -813,6 +829,7 @@ impl Cluster {
         self.report.add_verifier(node.driver.logic().counters());
         node.up = true;
         self.report.counts.verifier_restarts += 1;
+        self.damaged.remove(&NodeId::Verifier(id));
         let logic = match self.recover_verifier(id, nonce) {
             Some(logic) => logic,
             None => Verifier::restart(id, self.config.clone(), nonce)
@@ -849,6 +866,7 @@ impl Cluster {
                 BTreeMap::new(),
             ),
         };
+        self.damaged.remove(&NodeId::Replica(replica));
         let node = &mut self.replicas[replica.0 as usize];
         node.executed = executed;
         node.exec = exec;

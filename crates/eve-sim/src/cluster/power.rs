@@ -131,6 +131,10 @@ impl Cluster {
             Role::Verifier => self.verifiers[pick].disk.clone(),
         };
         let Some(disk) = disk else { return };
+        self.damaged.insert(match role {
+            Role::Replica => NodeId::Replica(ReplicaId(pick as u32)),
+            Role::Verifier => NodeId::Verifier(VerifierId(pick as u32)),
+        });
         let mut disk = disk.lock();
         if self.rng.below(2) == 0 {
             disk.wipe();
