@@ -14,6 +14,7 @@ enum Done {
     Send(NodeId),
     Exec(BatchSeq),
     Wake(Time),
+    Persist(BatchSeq),
 }
 
 struct Recorder {
@@ -37,8 +38,8 @@ impl Io for Recorder {
     fn wake_at(&mut self, at: Time) {
         self.done.push(Done::Wake(at));
     }
-    fn persist(&mut self, _memory: eve_agreement::VerifierMemory) {
-        panic!("the script keeps no memory");
+    fn persist(&mut self, memory: eve_agreement::VerifierMemory) {
+        self.done.push(Done::Persist(memory.committed.0));
     }
 }
 
@@ -50,6 +51,8 @@ struct Script {
     deadline: Option<Time>,
     timeouts: u32,
     sticky: bool,
+    /// A durable memory changed by the last event, for the driver to take.
+    memory: Option<eve_agreement::VerifierMemory>,
 }
 
 impl Logic for Script {
@@ -71,6 +74,9 @@ impl Logic for Script {
     }
     fn poll_output(&mut self) -> Option<Output> {
         (!self.outputs.is_empty()).then(|| self.outputs.remove(0))
+    }
+    fn take_memory(&mut self) -> Option<eve_agreement::VerifierMemory> {
+        self.memory.take()
     }
 }
 
@@ -114,6 +120,37 @@ fn effects_go_out_in_order_and_the_next_wake_up_is_asked_once() {
     let mut world = io(1);
     driver.flush(&mut world);
     assert_eq!(world.done, vec![], "the wake-up asked for still stands");
+}
+
+#[test]
+fn a_durable_memory_is_handed_over_before_any_effect_that_depends_on_it() {
+    let config = eve_types::ClusterConfig::new(eve_types::ReplicationMode::Eve { u: 1, r: 0 })
+        .validate()
+        .unwrap();
+    let memory = eve_agreement::Verifier::new(VerifierId(0), config).memory();
+    let mut driver = Driver::new(Script {
+        outputs: vec![send_to_verifier(1)],
+        memory: Some(memory),
+        ..Script::default()
+    });
+    let mut world = io(0);
+    driver.start(&mut world);
+    assert_eq!(
+        world.done,
+        vec![
+            Done::Persist(BatchSeq(0)),
+            Done::Send(NodeId::Verifier(VerifierId(1)))
+        ],
+        "the memory first, then the message"
+    );
+    driver.logic_mut().outputs.push(send_to_verifier(2));
+    let mut world = io(1);
+    driver.flush(&mut world);
+    assert_eq!(
+        world.done,
+        vec![Done::Send(NodeId::Verifier(VerifierId(2)))],
+        "an unchanged memory is not handed over again"
+    );
 }
 
 #[test]

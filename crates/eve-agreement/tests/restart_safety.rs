@@ -126,7 +126,7 @@ fn a_restarted_primary_does_not_reorder_a_committed_sequence_number() {
 /// and R1 only, commits at V0 and V1 only, and only R1 learns it and replies. V1 then restarts
 /// empty and V0 and R0 are cut off for three seconds, during which client 0 reads `a`: V1 and
 /// V2 form every quorum, and neither may forget batch 5.
-fn restarted_verifier_schedule(restart: impl FnOnce() -> Verifier) -> Option<String> {
+fn restarted_verifier_schedule(restart: impl FnOnce(&Net) -> Verifier) -> Option<String> {
     let mut net = Net::new(config(1, 0), 1);
     four_writes(&mut net);
 
@@ -150,7 +150,8 @@ fn restarted_verifier_schedule(restart: impl FnOnce() -> Verifier) -> Option<Str
     );
 
     net.verifier_up[1] = false;
-    net.restart_verifier(1, restart());
+    let restarted = restart(&net);
+    net.restart_verifier(1, restarted);
     net.set_filter(harness::lose_if(|from, to, _| {
         [verifier(0), replica(0)]
             .iter()
@@ -176,11 +177,38 @@ fn restarted_verifier_schedule(restart: impl FnOnce() -> Verifier) -> Option<Str
 
 #[test]
 fn a_restarted_verifier_does_not_forget_its_votes() {
-    let read = restarted_verifier_schedule(|| Verifier::restart(VerifierId(1), config(1, 0), 1));
+    let read = restarted_verifier_schedule(|_| Verifier::restart(VerifierId(1), config(1, 0), 1));
     assert_eq!(
         read.as_deref(),
         Some("v5"),
         "an acknowledged write survives a verifier's restart"
+    );
+}
+
+/// The same schedule with a durable verifier: V1 resumes from the memory its driver persisted
+/// before its last message left (here, its memory at the crash), without asking any peer, and
+/// reports batch 5 in the view change as if it had never stopped.
+#[test]
+fn a_verifier_resumed_from_its_memory_keeps_what_it_committed_without_asking_its_peers() {
+    let read = restarted_verifier_schedule(|net| {
+        let memory = net.verifiers[1].memory();
+        let holds_5 = memory.committed.0 >= BatchSeq(5)
+            || memory
+                .votes
+                .iter()
+                .any(|&(seq, _, commit)| seq == BatchSeq(5) && commit.is_some());
+        assert!(holds_5, "V1's memory holds batch 5: {memory:?}");
+        let resumed = Verifier::resume(VerifierId(1), config(1, 0), memory, net.now);
+        assert!(
+            !resumed.is_recovering(),
+            "a durable verifier needs no peer to resume"
+        );
+        resumed
+    });
+    assert_eq!(
+        read.as_deref(),
+        Some("v5"),
+        "an acknowledged write survives a durable verifier's restart"
     );
 }
 

@@ -103,6 +103,23 @@ fn regression_seeds_pass() {
     }
 }
 
+/// Seeds of `--mode 1,0` on disks that once failed: a resumed replica moved back to a lagging
+/// verifier's older view and discarded committed batches (76); a replay stopped at a batch
+/// logged on a rolled-back version (167); every verifier's first memory record torn, all of
+/// them then waiting on each other to recover (49).
+const DURABLE_REGRESSION_SEEDS: [u64; 3] = [49, 76, 167];
+
+#[test]
+fn durable_regression_seeds_pass_and_lose_power() {
+    for seed in DURABLE_REGRESSION_SEEDS {
+        let scenario = Scenario::from_seed_with_mode(seed, ReplicationMode::Eve { u: 1, r: 0 });
+        assert!(scenario.faults.durable && scenario.faults.power_failures > 0);
+        let report = run_scenario(scenario);
+        assert_passes(&report);
+        assert!(report.counts.power_failures > 0);
+    }
+}
+
 /// Runs `count` seeds from `start` and checks each.
 fn seed_set(start: u64, count: u64) -> Summary {
     let mut summary = Summary::default();
