@@ -46,6 +46,17 @@ impl VerifierKeyring {
         true
     }
 
+    /// Learns verifier `id`'s ed25519 public key directly: a verifier's own key, which no
+    /// connection teaches it (it checks its own signature like any other, in its own view
+    /// change and in the certificates it gathers). Returns whether the bytes are a key.
+    pub fn learn_key(&self, id: VerifierId, key: [u8; 32]) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&key) else {
+            return false;
+        };
+        self.keys.write().expect("never poisoned").insert(id, key);
+        true
+    }
+
     /// Verifiers whose keys are known.
     pub fn len(&self) -> usize {
         self.keys.read().expect("never poisoned").len()

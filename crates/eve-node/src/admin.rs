@@ -217,6 +217,22 @@ pub async fn metrics_text(node: &Node) -> String {
             "Key and value bytes of the replica's last sealed state.",
             node.state_bytes(),
         ),
+        (
+            "eve_journal_syncs",
+            "Syncs of a durable replica's log (each covering every batch logged since the last).",
+            node.journal().map(|(syncs, _, _)| syncs),
+        ),
+        (
+            "eve_journal_batches",
+            "Batches a durable replica logged.",
+            node.journal().map(|(_, batches, _)| batches),
+        ),
+        (
+            "eve_journal_failed",
+            "1 if a durable replica's journal failed (a full disk): it acknowledges nothing more.",
+            node.journal()
+                .map(|(_, _, halted)| usize::from(halted.is_some())),
+        ),
     ] {
         if let Some(value) = value {
             let gauge = Gauge::<i64>::default();

@@ -35,6 +35,34 @@ pub struct NodeConfig {
     /// The admin endpoint (metrics and status).
     #[serde(default)]
     pub admin: AdminSection,
+    /// Where the roles keep their state.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// Where a process keeps its roles' state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// `memory` (the default: a restarted process recovers from its peers, and a cluster whose
+    /// every process stops at once loses its state) or `disk`.
+    #[serde(default)]
+    pub mode: StorageMode,
+    /// The data directory (with `disk`), relative to the configuration file; one folder per
+    /// role inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Where state is kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageMode {
+    /// In memory.
+    #[default]
+    Memory,
+    /// On disk, in `storage.dir`.
+    Disk,
 }
 
 /// The cluster's shared settings.
@@ -206,12 +234,25 @@ impl LoadedConfig {
             .map_err(|e| fail(format!("tls.ca: cannot read {}: {e}", ca_path.display())))?;
         let spec = file.cluster.spec_of(cluster_id(&ca_pem)).map_err(fail)?;
         file.check_roles(&spec).map_err(fail)?;
+        if file.storage.mode == StorageMode::Disk && file.storage.dir.is_none() {
+            return Err(fail(
+                "storage.dir: `mode = \"disk\"` needs a data directory (`dir = \"data\"`)".into(),
+            ));
+        }
         Ok(Self {
             file,
             spec,
             ca_pem,
             dir,
         })
+    }
+
+    /// Where the roles keep their state, with the data directory resolved.
+    pub fn storage(&self) -> crate::storage::Storage {
+        match (&self.file.storage.mode, &self.file.storage.dir) {
+            (StorageMode::Disk, Some(dir)) => crate::storage::Storage::Disk(self.dir.join(dir)),
+            _ => crate::storage::Storage::Memory,
+        }
     }
 
     /// The credentials of a role section (`which` names it in errors).

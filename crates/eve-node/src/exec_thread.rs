@@ -1,6 +1,8 @@
 //! The execution side on its own thread: it applies the replica's commands in order and sends
 //! back what they produced, so a long batch or a large state transfer never blocks the
-//! protocol loop.
+//! protocol loop. A durable replica's journal is synced once per burst of commands (every
+//! command queued when the thread gets to it, up to [`GROUP_COMMIT_COMMANDS_MAX`]), and what
+//! the burst produced is released only after that sync: group commit.
 
 use eve_agreement::{ExecCommand, ExecEvent, ReplicaExecutor};
 use eve_exec::{Application, ExecStats};
@@ -12,6 +14,9 @@ use tokio::sync::mpsc;
 /// Commands queued for the execution thread; when full, the protocol loop waits (the
 /// execution side is the bottleneck, and the logic bounds what it has in flight).
 pub const EXEC_QUEUE_COMMANDS_MAX: usize = 1024;
+
+/// Commands applied at most between two syncs of the journal.
+pub const GROUP_COMMIT_COMMANDS_MAX: usize = 64;
 
 /// Distributions the execution thread records per batch (shared handles: clones observe into
 /// the same histogram).
@@ -70,7 +75,79 @@ pub struct ExecHandle {
     pub histograms: ExecHistograms,
     /// The replica's state size, as of its last command.
     pub size: Arc<StateSize>,
+    /// The journal's syncs and the batches they covered (durable replicas).
+    pub journal: Arc<JournalStats>,
     thread: std::thread::JoinHandle<()>,
+}
+
+/// What a durable replica's journal did, as of the execution thread's last burst.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    syncs: AtomicUsize,
+    batches: AtomicUsize,
+    halted: Mutex<Option<String>>,
+}
+
+impl JournalStats {
+    /// Syncs of the log.
+    pub fn syncs(&self) -> usize {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Batches logged.
+    pub fn batches(&self) -> usize {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Why the journal failed, if it did: the replica no longer reports anything.
+    pub fn halted(&self) -> Option<String> {
+        self.halted.lock().expect("never poisoned").clone()
+    }
+
+    fn record<A: Application>(&self, executor: &ReplicaExecutor<A>) {
+        if let Some(journal) = executor.journal() {
+            let counters = journal.counters();
+            self.syncs.store(counters.syncs as usize, Ordering::Relaxed);
+            self.batches
+                .store(counters.records as usize, Ordering::Relaxed);
+        }
+        if let Some(why) = executor.halted() {
+            let mut halted = self.halted.lock().expect("never poisoned");
+            if halted.is_none() {
+                tracing::error!(
+                    %why,
+                    "this replica stops reporting: it cannot persist what it executes (free \
+                     disk space and restart it)"
+                );
+                *halted = Some(why.to_string());
+            }
+        }
+    }
+}
+
+/// Applies one command without syncing the journal, and records its batch's figures.
+fn apply<A: Application>(
+    executor: &mut ReplicaExecutor<A>,
+    command: ExecCommand,
+    observe: &ExecHistograms,
+    shared: &Mutex<ExecStats>,
+) -> Vec<ExecEvent> {
+    let execute = matches!(command, ExecCommand::Execute { .. });
+    let before = executor.executor().stats();
+    let events = executor.apply_unsynced(command);
+    if execute {
+        let after = executor.executor().stats();
+        let requests = after.requests_executed - before.requests_executed;
+        let parallel = after.parallel_batches - before.parallel_batches;
+        observe.batch_requests.observe(requests as f64);
+        if parallel > 0 {
+            observe
+                .parallel_batch_width
+                .observe(requests as f64 / parallel as f64);
+        }
+        *shared.lock().expect("never poisoned") = after;
+    }
+    events
 }
 
 impl ExecHandle {
@@ -84,27 +161,30 @@ impl ExecHandle {
         let observe = histograms.clone();
         let size = Arc::new(StateSize::default());
         let record = size.clone();
+        let journal = Arc::new(JournalStats::default());
+        let journal_stats = journal.clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                while let Some(command) = inbox.blocking_recv() {
-                    let execute = matches!(command, ExecCommand::Execute { .. });
-                    let before = executor.executor().stats();
-                    let events = executor.apply(command);
-                    if execute {
-                        let after = executor.executor().stats();
-                        let requests = after.requests_executed - before.requests_executed;
-                        let parallel = after.parallel_batches - before.parallel_batches;
-                        observe.batch_requests.observe(requests as f64);
-                        if parallel > 0 {
-                            observe
-                                .parallel_batch_width
-                                .observe(requests as f64 / parallel as f64);
+                let mut burst: Vec<ExecEvent> = Vec::new();
+                while let Some(first) = inbox.blocking_recv() {
+                    let mut next = Some(first);
+                    let mut applied = 0;
+                    while let Some(command) = next.take() {
+                        burst.extend(apply(&mut executor, command, &observe, &shared));
+                        applied += 1;
+                        if applied < GROUP_COMMIT_COMMANDS_MAX {
+                            next = inbox.try_recv().ok();
                         }
-                        *shared.lock().expect("never poisoned") = after;
                     }
+                    let synced = executor.sync();
+                    journal_stats.record(&executor);
                     record.record(executor.executor().state());
-                    for event in events {
+                    if !synced {
+                        burst.clear();
+                        continue;
+                    }
+                    for event in burst.drain(..) {
                         if outbox.send(event).is_err() {
                             return;
                         }
@@ -118,6 +198,7 @@ impl ExecHandle {
             stats,
             histograms,
             size,
+            journal,
             thread,
         }
     }

@@ -38,6 +38,9 @@ pub struct InitOptions {
     /// One process per role (`replica-<i>.toml`, `verifier-<i>.toml`) instead of one process
     /// per index running replica `i` and verifier `i` together (`node-<i>.toml`).
     pub one_role_per_process: bool,
+    /// Keep each process's state on disk (in `data-<process>` beside its configuration)
+    /// instead of in memory.
+    pub disk: bool,
 }
 
 impl Default for InitOptions {
@@ -53,6 +56,7 @@ impl Default for InitOptions {
             settings: Settings::default(),
             app: AppSection::default(),
             one_role_per_process: false,
+            disk: false,
         }
     }
 }
@@ -170,6 +174,7 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
         admin: AdminSection {
             listen: admin_listen,
         },
+        storage: Default::default(),
     };
     let mut output = InitOutput {
         nodes: Vec::new(),
@@ -177,6 +182,12 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
     };
     for (process, replica, verifier) in &processes {
         let mut config = base(Some(admin[process]));
+        if options.disk {
+            config.storage = crate::config::StorageSection {
+                mode: crate::config::StorageMode::Disk,
+                dir: Some(format!("data-{process}").into()),
+            };
+        }
         if let Some(i) = *replica {
             config.replica = Some(role(NodeId::Replica(ReplicaId(i as u32)), i as u64)?);
         }

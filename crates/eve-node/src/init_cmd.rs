@@ -16,6 +16,7 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
         base_port,
         name,
         one_role_per_process,
+        storage,
     } = args;
     let mode = if primary_backup {
         Mode::PrimaryBackup
@@ -45,6 +46,7 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
         clients,
         base_port,
         one_role_per_process,
+        disk: storage == "disk",
         ..InitOptions::default()
     };
     let output = init(&options, &out).map_err(|e| anyhow!(e))?;

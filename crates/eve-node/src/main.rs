@@ -90,6 +90,11 @@ pub(crate) struct InitArgs {
     /// running replica i and verifier i together.
     #[arg(long)]
     one_role_per_process: bool,
+    /// Where each process keeps its state: `memory` (lost when the process stops; peers
+    /// restore it) or `disk` (in data-<process>/ beside its configuration: the cluster
+    /// survives every process stopping at once).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "disk"])]
+    storage: String,
 }
 
 #[derive(Subcommand)]

@@ -4,6 +4,8 @@
 use crate::clock::NodeClock;
 use crate::exec_thread::ExecHandle;
 use crate::runner::{Command, Runner};
+use crate::storage::{Storage, VerifierStart};
+use eve_agreement::journal::Recovered;
 use eve_agreement::{NodeId, ReplicaExecutor, ReplicaLogic, Verifier};
 use eve_exec::{Application, Executor, ThreadPoolRunner};
 use eve_mixer::GreedyMixer;
@@ -88,6 +90,9 @@ pub enum NodeError {
     /// The transport did not start.
     #[error(transparent)]
     Net(#[from] eve_net::NetError),
+    /// The data directory could not be used.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// With `r >= 1` a verifier signs its votes with the key of its certificate, which must
     /// be ed25519.
     #[error(
@@ -102,7 +107,17 @@ pub enum NodeError {
     },
 }
 
-type ExecSpawner = Box<dyn FnOnce(&ValidConfig, usize) -> Result<ExecHandle, NodeError> + Send>;
+/// Starts a replica's execution thread, with its journal when the node keeps its state on
+/// disk; returns what the journal's recovery found (none for a new data directory or in
+/// memory).
+type ExecSpawner = Box<
+    dyn FnOnce(
+            &ValidConfig,
+            usize,
+            Option<&std::path::Path>,
+        ) -> Result<(ExecHandle, Option<Recovered>), NodeError>
+        + Send,
+>;
 
 /// Builds a node. Call within a tokio runtime.
 ///
@@ -122,6 +137,7 @@ pub struct NodeBuilder {
     verifier: Option<(VerifierId, Credentials)>,
     threads: usize,
     restarted: Option<u64>,
+    storage: Storage,
 }
 
 impl NodeBuilder {
@@ -133,6 +149,7 @@ impl NodeBuilder {
             verifier: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             restarted: None,
+            storage: Storage::Memory,
         }
     }
 
@@ -143,15 +160,26 @@ impl NodeBuilder {
         credentials: Credentials,
         app: A,
     ) -> Self {
-        let spawner: ExecSpawner = Box::new(move |config, threads| {
+        let spawner: ExecSpawner = Box::new(move |config, threads, dir| {
             let runner =
                 ThreadPoolRunner::new(threads).map_err(|e| NodeError::Executor(e.to_string()))?;
             let state = StateStore::new(StateConfig::from_cluster(config));
-            let executor = Executor::new(app, state, Box::new(GreedyMixer), Box::new(runner));
-            Ok(ExecHandle::spawn(
-                format!("eve-exec-{}", id.0),
-                ReplicaExecutor::new(executor),
-            ))
+            let mut executor = Executor::new(app, state, Box::new(GreedyMixer), Box::new(runner));
+            let (journal, recovered) = match dir {
+                Some(dir) => {
+                    let me = NodeId::Replica(id);
+                    let (journal, recovered) =
+                        crate::storage::open_replica(dir, config, me, &mut executor)?;
+                    (Some(journal), recovered)
+                }
+                None => (None, None),
+            };
+            let mut executor = ReplicaExecutor::new(executor);
+            if let Some(journal) = journal {
+                executor = executor.with_journal(journal);
+            }
+            let handle = ExecHandle::spawn(format!("eve-exec-{}", id.0), executor);
+            Ok((handle, recovered))
         });
         self.replica = Some((id, credentials, spawner));
         self
@@ -177,6 +205,20 @@ impl NodeBuilder {
         self
     }
 
+    /// Keeps the roles' state where `storage` says (default: in memory). On disk, each role
+    /// resumes from its folder of the data directory when it starts again, and
+    /// [`restarted`](Self::restarted) does not apply.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    fn nonce() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    }
+
     /// Starts every role's endpoint, loop and execution thread.
     pub fn start(mut self) -> Result<Node, NodeError> {
         if self.replica.is_none() && self.verifier.is_none() {
@@ -194,6 +236,7 @@ impl NodeBuilder {
             exec_stats: None,
             histograms: None,
             state_size: None,
+            journal: None,
         };
         if let Some((id, credentials, spawner)) = self.replica.take() {
             let me = NodeId::Replica(id);
@@ -201,15 +244,30 @@ impl NodeBuilder {
                 return Err(NodeError::NotAMember(me));
             }
             let keyring = eve_net::ClientKeyring::new(config.cluster_id);
+            let dir = match &self.storage {
+                Storage::Disk(dir) => Some(dir.as_path()),
+                Storage::Memory => None,
+            };
+            // The data directory first: a node pointed at another cluster's data stops before
+            // it takes its port.
+            let (exec, recovered) = spawner(&config, self.threads, dir)?;
             let (transport, inbound) =
                 self.transport(me, &credentials, Some(keyring.clone()), None)?;
-            let exec = spawner(&config, self.threads)?;
             node.exec_stats = Some(exec.stats.clone());
             node.histograms = Some(exec.histograms.clone());
             node.state_size = Some(exec.size.clone());
-            let logic = match self.restarted {
-                Some(nonce) => ReplicaLogic::restart(id, &config, nonce),
-                None => ReplicaLogic::new(id, &config),
+            if dir.is_some() {
+                node.journal = Some(exec.journal.clone());
+            }
+            let logic = match (&self.storage, recovered, self.restarted) {
+                (Storage::Disk(_), Some(recovered), _) => {
+                    crate::storage::report_recovery(me, &recovered);
+                    ReplicaLogic::resume(id, &config, Self::nonce(), &recovered)
+                }
+                (Storage::Disk(_), None, _) | (Storage::Memory, _, None) => {
+                    ReplicaLogic::new(id, &config)
+                }
+                (Storage::Memory, _, Some(nonce)) => ReplicaLogic::restart(id, &config, nonce),
             }
             .with_request_verifier(std::sync::Arc::new(keyring));
             let (runner, commands) =
@@ -228,21 +286,58 @@ impl NodeBuilder {
             let signing = if config.sizes().client_reply_quorum > 1 {
                 let signer = eve_net::Ed25519Signer::from_credentials(&credentials)
                     .map_err(|source| NodeError::VerifierKey { node: me, source })?;
-                Some((signer, eve_net::VerifierKeyring::new(config.cluster_id)))
+                let keyring = eve_net::VerifierKeyring::new(config.cluster_id);
+                // Its own key too: it checks its own view change and certificates holding its
+                // own votes like any other (found when a cluster with r = 1 restarted from
+                // disk and changed view: every verifier refused its own proof).
+                keyring.learn_key(id, signer.public_key());
+                Some((signer, keyring))
             } else {
                 None
             };
             let keys = signing.as_ref().map(|(_, keyring)| keyring.clone());
-            let (transport, inbound) = self.transport(me, &credentials, None, keys)?;
-            let mut logic = match self.restarted {
-                Some(nonce) => Verifier::restart(id, config.clone(), nonce),
-                None => Verifier::new(id, config.clone()),
+            let (mut logic, store) = match &self.storage {
+                Storage::Memory => match self.restarted {
+                    Some(nonce) => (Verifier::restart(id, config.clone(), nonce), None),
+                    None => (Verifier::new(id, config.clone()), None),
+                },
+                Storage::Disk(dir) => {
+                    let initial = Verifier::new(id, config.clone()).memory();
+                    match crate::storage::open_verifier(dir, &config, me, &initial)? {
+                        VerifierStart::New(store) => {
+                            (Verifier::new(id, config.clone()), Some(store))
+                        }
+                        VerifierStart::Resume(store, memory) => {
+                            tracing::info!(
+                                view = memory.view.0,
+                                committed = memory.committed.0.0,
+                                "verifier resumed from its memory on disk"
+                            );
+                            let logic = Verifier::resume(id, config.clone(), memory, clock.now());
+                            (logic, Some(store))
+                        }
+                        VerifierStart::Lost(store) => {
+                            tracing::warn!(
+                                "the verifier's memory on disk is lost or damaged: recovering from its peers"
+                            );
+                            (
+                                Verifier::restart(id, config.clone(), Self::nonce()),
+                                Some(store),
+                            )
+                        }
+                    }
+                }
             };
+            if store.is_some() {
+                logic = logic.with_durable_memory();
+            }
+            let (transport, inbound) = self.transport(me, &credentials, None, keys)?;
             if let Some((signer, keyring)) = signing {
                 let auth = eve_net::Ed25519VerifierAuth::new(signer, keyring);
                 logic = logic.with_auth(std::sync::Arc::new(auth));
             }
             let (runner, commands) = Runner::new(logic, transport.clone(), inbound, None, clock);
+            let runner = runner.with_store(store);
             node.tasks
                 .push(tokio::spawn(runner.run(node.shutdown.subscribe())));
             node.transports.push(transport);
@@ -441,6 +536,7 @@ pub struct Node {
     exec_stats: Option<std::sync::Arc<std::sync::Mutex<eve_exec::ExecStats>>>,
     histograms: Option<crate::exec_thread::ExecHistograms>,
     state_size: Option<std::sync::Arc<crate::exec_thread::StateSize>>,
+    journal: Option<std::sync::Arc<crate::exec_thread::JournalStats>>,
 }
 
 impl Node {
@@ -506,6 +602,14 @@ impl Node {
     /// Key and value bytes of the replica's last sealed state.
     pub fn state_bytes(&self) -> Option<usize> {
         self.state_size.as_ref().map(|size| size.bytes())
+    }
+
+    /// A durable replica's journal: syncs of its log and batches logged, and why it failed
+    /// if it did (`None` in memory).
+    pub fn journal(&self) -> Option<(usize, usize, Option<String>)> {
+        self.journal
+            .as_ref()
+            .map(|j| (j.syncs(), j.batches(), j.halted()))
     }
 
     /// The replica's per-batch histograms (requests per batch, parallel batch width).

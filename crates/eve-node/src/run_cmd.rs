@@ -63,10 +63,21 @@ pub(crate) async fn run(path: &Path) -> Result<()> {
         let credentials = loaded.credentials(role, "verifier")?;
         builder = builder.verifier(VerifierId(role.id as u32), credentials);
     }
-    let restarted = incarnation(path)?;
-    if let Some(nonce) = restarted {
-        tracing::warn!("this process ran before and lost its memory: recovering from its peers");
-        builder = builder.restarted(nonce);
+    match loaded.storage() {
+        storage @ eve_node::storage::Storage::Disk(_) => builder = builder.storage(storage),
+        eve_node::storage::Storage::Memory => {
+            tracing::warn!(
+                "state kept in memory: a restart of this process loses it (its peers restore \
+                 it), and a cluster whose every process stops at once loses everything; \
+                 `[storage] mode = \"disk\"` keeps it"
+            );
+            if let Some(nonce) = incarnation(path)? {
+                tracing::warn!(
+                    "this process ran before and lost its memory: recovering from its peers"
+                );
+                builder = builder.restarted(nonce);
+            }
+        }
     }
     let node = Arc::new(builder.start()?);
     let roles: Vec<String> = node

@@ -5,6 +5,7 @@
 
 use crate::clock::NodeClock;
 use crate::exec_thread::ExecHandle;
+use eve_agreement::verifier_store::VerifierStore;
 use eve_agreement::{Completion, Driver, Effect, Effects, Logic, Message, NodeId, Time};
 use eve_net::{Inbound, Transport};
 use std::collections::VecDeque;
@@ -42,6 +43,11 @@ pub struct Runner<L: Logic> {
     commands: mpsc::Receiver<Command<L>>,
     completions: Option<mpsc::UnboundedSender<Completion>>,
     loopback: VecDeque<Message>,
+    /// A durable verifier's memory on disk.
+    store: Option<VerifierStore>,
+    /// Why the store failed, if it did: from then on the participant sends nothing, since it
+    /// could not persist what its messages depend on.
+    halted: Option<String>,
 }
 
 impl<L: Logic + Send + 'static> Runner<L> {
@@ -66,8 +72,44 @@ impl<L: Logic + Send + 'static> Runner<L> {
             commands,
             completions: None,
             loopback: VecDeque::new(),
+            store: None,
+            halted: None,
         };
         (runner, commands_tx)
+    }
+
+    /// Persists the memory its durable verifier hands over in `store`, synced before any
+    /// message leaves.
+    pub fn with_store(mut self, store: Option<VerifierStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    fn halt(&mut self, doing: &str, err: eve_storage::DiskError) {
+        if self.halted.is_none() {
+            tracing::error!(
+                %err,
+                "{doing} failed: this node stops sending, since it cannot persist what its \
+                 messages promise (free disk space and restart it)"
+            );
+            self.halted = Some(format!("{doing}: {err}"));
+        }
+    }
+
+    /// Syncs the memory written since the last sync, before a message leaves; returns
+    /// whether messages may leave.
+    fn sync_store(&mut self) -> bool {
+        if self.halted.is_some() {
+            return false;
+        }
+        if let Some(store) = &mut self.store
+            && store.is_dirty()
+            && let Err(err) = store.sync()
+        {
+            self.halt("syncing the verifier's memory", err);
+            return false;
+        }
+        true
     }
 
     /// Where a client's completed requests go.
@@ -158,6 +200,9 @@ impl<L: Logic + Send + 'static> Runner<L> {
                         }
                     }
                     Effect::Send(to, msg) => {
+                        if !self.sync_store() {
+                            continue;
+                        }
                         if let Err(err) = self.transport.send(to, &msg) {
                             tracing::debug!(%err, kind = msg.kind(), "message not sent");
                         }
@@ -173,9 +218,18 @@ impl<L: Logic + Send + 'static> Runner<L> {
                     }
                     // The driver asks only when the time must change (see `Io::wake_at`).
                     Effect::Wake(at) => self.wake = Some(at),
-                    Effect::Persist(_) => unreachable!(
-                        "the node keeps its verifiers in memory: none takes a durable memory"
-                    ),
+                    Effect::Persist(memory) => {
+                        let written = match &mut self.store {
+                            Some(store) => store.write(&memory),
+                            None => {
+                                tracing::error!("a verifier kept a memory without a store");
+                                continue;
+                            }
+                        };
+                        if let Err(err) = written {
+                            self.halt("writing the verifier's memory", err);
+                        }
+                    }
                 }
             }
             let Some(msg) = self.loopback.pop_front() else {

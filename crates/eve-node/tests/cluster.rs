@@ -6,6 +6,7 @@ use bytes::Bytes;
 use eve_agreement::NodeId;
 use eve_apps::{KvOp, KvReply, KvStore};
 use eve_net::ClusterCa;
+use eve_node::storage::Storage;
 use eve_node::{ClusterSpec, EveClient, Node, NodeBuilder};
 use eve_types::{ClientId, ClusterConfig, ReplicaId, ReplicationMode, VerifierId};
 use std::collections::BTreeMap;
@@ -37,22 +38,69 @@ fn spec(mode: ReplicationMode) -> ClusterSpec {
 
 /// Starts replica i together with verifier i (where there is one) in one node each.
 fn start_cluster(spec: &ClusterSpec, ca: &ClusterCa) -> Vec<Node> {
+    start_cluster_with(spec, ca, &Storage::Memory)
+}
+
+/// [`start_cluster`], keeping the state where `storage` says.
+fn start_cluster_with(spec: &ClusterSpec, ca: &ClusterCa, storage: &Storage) -> Vec<Node> {
     let n_exec = spec.replicas().count() as u32;
     let n_ver = spec.verifiers().count() as u32;
+    let issue = |node| ca.issue(node).unwrap();
     (0..n_exec.max(n_ver))
-        .map(|i| {
-            let mut builder = NodeBuilder::new(spec.clone()).threads(2);
-            if i < n_exec {
-                let me = NodeId::Replica(ReplicaId(i));
-                builder = builder.replica(ReplicaId(i), ca.issue(me).unwrap(), KvStore);
-            }
-            if i < n_ver {
-                let me = NodeId::Verifier(VerifierId(i));
-                builder = builder.verifier(VerifierId(i), ca.issue(me).unwrap());
-            }
-            builder.start().unwrap()
-        })
+        .map(|i| node_builder(spec, &issue, storage, i).start().unwrap())
         .collect()
+}
+
+/// The builder of node `i`: replica i and verifier i, where they exist, with the credentials
+/// `issue` gives them.
+fn node_builder(
+    spec: &ClusterSpec,
+    issue: &dyn Fn(NodeId) -> eve_net::Credentials,
+    storage: &Storage,
+    i: u32,
+) -> NodeBuilder {
+    let n_exec = spec.replicas().count() as u32;
+    let n_ver = spec.verifiers().count() as u32;
+    let mut builder = NodeBuilder::new(spec.clone())
+        .threads(2)
+        .storage(storage.clone());
+    if i < n_exec {
+        let me = NodeId::Replica(ReplicaId(i));
+        builder = builder.replica(ReplicaId(i), issue(me), KvStore);
+    }
+    if i < n_ver {
+        let me = NodeId::Verifier(VerifierId(i));
+        builder = builder.verifier(VerifierId(i), issue(me));
+    }
+    builder
+}
+
+/// Starts every node with the credentials in `credentials` (a node keeps its key across
+/// restarts: a verifier's memory holds certificates signed with it), retrying a port the
+/// operating system has not released yet after a cluster on the same addresses stopped.
+async fn start_cluster_again(
+    spec: &ClusterSpec,
+    credentials: &BTreeMap<NodeId, eve_net::Credentials>,
+    storage: &Storage,
+) -> Vec<Node> {
+    let n = spec.replicas().count().max(spec.verifiers().count()) as u32;
+    let issue = |node: NodeId| credentials[&node].clone();
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let mut tries = 0;
+        loop {
+            match node_builder(spec, &issue, storage, i).start() {
+                Ok(node) => break nodes.push(node),
+                Err(eve_node::NodeError::Net(err)) if tries < 100 => {
+                    tries += 1;
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("node {i} does not start again: {err}"),
+            }
+        }
+    }
+    nodes
 }
 
 fn put(key: &str, value: &str) -> Bytes {
@@ -334,4 +382,123 @@ async fn with_r_1_a_verifier_without_an_ed25519_key_refuses_to_start() {
         .verifier(VerifierId(0), ca.issue(me).unwrap())
         .start();
     assert!(started.is_ok(), "a verifier with an ed25519 key starts");
+}
+
+/// Every node of a cluster on disk stops at once and starts again from its data directory:
+/// every acknowledged write is still there, and the cluster goes on serving.
+async fn survives_stopping_everywhere(mode: ReplicationMode) {
+    let spec = spec(mode);
+    let ca = ClusterCa::generate("test").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Storage::Disk(data.path().to_path_buf());
+    let credentials: BTreeMap<NodeId, eve_net::Credentials> = spec
+        .replicas()
+        .chain(spec.verifiers())
+        .map(|node| (node, ca.issue(node).unwrap()))
+        .collect();
+    let nodes = start_cluster_again(&spec, &credentials, &storage).await;
+    let connect = |i: u64| {
+        let id = ClientId(i);
+        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap()).unwrap()
+    };
+    let client = connect(1);
+    for n in 0..30 {
+        client
+            .call(put(&format!("k{}", n % 7), &format!("v{n}")))
+            .await
+            .unwrap();
+    }
+    client.close().await;
+    let journaled: usize = nodes
+        .iter()
+        .filter_map(|node| node.journal())
+        .map(|(_, batches, halted)| {
+            assert_eq!(halted, None);
+            batches
+        })
+        .sum();
+    assert!(journaled > 0, "replicas on disk log their batches");
+    for node in nodes {
+        node.shutdown().await;
+    }
+    // Everything stopped; the same data directories, a new start.
+    let nodes = start_cluster_again(&spec, &credentials, &storage).await;
+    let client = connect(2);
+    for k in 0..7 {
+        let last = (0..30).rev().find(|n| n % 7 == k).unwrap();
+        let read = match client.call(get(&format!("k{k}"))).await {
+            Ok(read) => read,
+            Err(err) => {
+                let mut states = Vec::new();
+                for node in &nodes {
+                    for role in node.status().await {
+                        states.push(format!("{} drops {:?}", role.detail, role.drops));
+                    }
+                }
+                panic!(
+                    "{err}: the cluster after its restart:\n{}",
+                    states.join("\n")
+                );
+            }
+        };
+        assert_eq!(
+            value(&read),
+            Some(format!("v{last}")),
+            "an acknowledged write survives every node stopping at once"
+        );
+    }
+    let before = client.call(put("k0", "after")).await.unwrap();
+    assert_eq!(value(&before), Some("v28".to_owned()));
+    client.close().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eve_cluster_on_disk_keeps_every_acknowledged_write_when_every_node_stops() {
+    survives_stopping_everywhere(ReplicationMode::Eve { u: 1, r: 0 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byzantine_tolerant_cluster_on_disk_keeps_every_acknowledged_write_when_every_node_stops()
+{
+    survives_stopping_everywhere(ReplicationMode::Eve { u: 1, r: 1 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_of_another_cluster_is_refused_naming_whose_it_is() {
+    let spec = spec(ReplicationMode::Eve { u: 1, r: 0 });
+    let data = tempfile::tempdir().unwrap();
+    let storage = Storage::Disk(data.path().to_path_buf());
+    let first = ClusterCa::generate("first").unwrap();
+    let node = NodeBuilder::new(spec.clone())
+        .storage(storage.clone())
+        .verifier(
+            VerifierId(0),
+            first.issue(NodeId::Verifier(VerifierId(0))).unwrap(),
+        )
+        .start()
+        .unwrap();
+    node.shutdown().await;
+    // Another cluster (another CA, so another cluster id) pointed at the same directory.
+    let mut other = ClusterConfig::clone(&spec.config);
+    other.cluster_id = eve_types::Digest([7; 32]);
+    let other = ClusterSpec::new(other.validate().unwrap(), spec.addresses.clone()).unwrap();
+    let second = ClusterCa::generate("second").unwrap();
+    let refused = NodeBuilder::new(other)
+        .storage(storage)
+        .verifier(
+            VerifierId(0),
+            second.issue(NodeId::Verifier(VerifierId(0))).unwrap(),
+        )
+        .start();
+    let err = refused
+        .err()
+        .expect("the node refuses to start")
+        .to_string();
+    assert!(
+        err.contains("belongs to") && err.contains("verifier-0"),
+        "one clear line: {err}"
+    );
 }
