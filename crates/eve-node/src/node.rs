@@ -313,7 +313,7 @@ impl NodeBuilder {
                                 committed = memory.committed.0.0,
                                 "verifier resumed from its memory on disk"
                             );
-                            let logic = Verifier::resume(id, config.clone(), memory, clock.now());
+                            let logic = Verifier::resume(id, config.clone(), *memory, clock.now());
                             (logic, Some(store))
                         }
                         VerifierStart::Lost(store) => {

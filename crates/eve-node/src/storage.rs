@@ -66,7 +66,7 @@ pub enum VerifierStart {
     /// Nothing: a new verifier, whose initial memory is now written.
     New(VerifierStore),
     /// Its memory, to resume from.
-    Resume(VerifierStore, VerifierMemory),
+    Resume(VerifierStore, Box<VerifierMemory>),
     /// No memory it can trust (its data was lost or damaged): it recovers from its peers.
     Lost(VerifierStore),
 }
@@ -162,7 +162,7 @@ pub fn open_verifier(
         );
     }
     Ok(match memory {
-        Some(memory) => VerifierStart::Resume(store, memory),
+        Some(memory) => VerifierStart::Resume(store, Box::new(memory)),
         None => VerifierStart::Lost(store),
     })
 }
