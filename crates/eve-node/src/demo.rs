@@ -45,6 +45,13 @@ pub struct DemoOptions {
     /// The first port of the cluster's endpoints.
     #[arg(long, default_value_t = 7700)]
     pub base_port: u16,
+    /// Where the nodes keep their state: `memory`, or `disk` (a data directory under the
+    /// system's temporary directory, removed at the end, unless `--data` names one).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "disk"])]
+    pub storage: String,
+    /// The data directory with `--storage disk` (kept at the end).
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
 }
 
 pub async fn run(options: DemoOptions) -> Result<()> {
@@ -63,9 +70,17 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         .collect();
     let spec = ClusterSpec::new(config, addresses)?;
     let ca = ClusterCa::generate("demo")?;
+    let (storage, scratch) = match (options.storage.as_str(), &options.data) {
+        ("disk", Some(dir)) => (eve_node::storage::Storage::Disk(dir.clone()), None),
+        ("disk", None) => {
+            let dir = std::env::temp_dir().join(format!("eve-demo-{}", std::process::id()));
+            (eve_node::storage::Storage::Disk(dir.clone()), Some(dir))
+        }
+        _ => (eve_node::storage::Storage::Memory, None),
+    };
     let mut nodes = Vec::new();
     for i in 0..sizes.n_exec.max(sizes.n_ver) as u32 {
-        let mut builder = NodeBuilder::new(spec.clone());
+        let mut builder = NodeBuilder::new(spec.clone()).storage(storage.clone());
         if let Some(threads) = options.threads {
             builder = builder.threads(threads);
         }
@@ -81,8 +96,17 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     }
     println!(
         "eve demo: u = {}, r = {}: {} replicas and {} verifiers on loopback QUIC with mutual TLS, \
-         {} clients, {} s",
-        options.u, options.r, sizes.n_exec, sizes.n_ver, options.clients, options.seconds
+         {} clients, {} s, state {}",
+        options.u,
+        options.r,
+        sizes.n_exec,
+        sizes.n_ver,
+        options.clients,
+        options.seconds,
+        match &storage {
+            eve_node::storage::Storage::Disk(dir) => format!("on disk in {}", dir.display()),
+            eve_node::storage::Storage::Memory => "in memory".to_owned(),
+        }
     );
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -138,6 +162,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let ops = done.load(Ordering::Relaxed);
     let (mut mismatches, mut transfers, mut rollbacks, mut sequential) = (0, 0, 0, 0);
     let (mut requests, mut parallel_batches) = (0, 0);
+    let (mut syncs, mut logged) = (0, 0);
     for node in &nodes {
         for role in node.status().await {
             for m in &role.metrics {
@@ -149,6 +174,10 @@ pub async fn run(options: DemoOptions) -> Result<()> {
                     _ => {}
                 }
             }
+        }
+        if let Some((s, batches, _)) = node.journal() {
+            syncs += s;
+            logged += batches;
         }
         if let Some(stats) = node.exec_stats() {
             requests += stats.requests_executed;
@@ -173,8 +202,18 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         "divergences       {mismatches} detected, repaired by {transfers} state transfers, \
          {rollbacks} rollbacks, {sequential} sequential re-executions"
     );
+    if syncs > 0 {
+        println!(
+            "journal           {:.0} log syncs/s per replica, {:.1} batches per sync",
+            syncs as f64 / sizes.n_exec as f64 / elapsed,
+            logged as f64 / syncs as f64
+        );
+    }
     for node in nodes {
         node.shutdown().await;
+    }
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
 }
