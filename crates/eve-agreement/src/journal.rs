@@ -229,6 +229,28 @@ fn execute_again<A: Application>(
     ))
 }
 
+/// The newest checkpoint on `disk` that is whole and makes its root, as a snapshot of its
+/// version's objects (for an operator to move a state to another cluster); the checkpoints
+/// refused on the way, with why, come back too.
+pub fn newest_snapshot(
+    disk: &dyn Disk,
+    config: eve_state::StateConfig,
+) -> Result<(Option<Snapshot>, Vec<String>), DiskError> {
+    let mut refused = Vec::new();
+    for (version, name) in checkpoints(disk)? {
+        match load_checkpoint(disk, &name, version, config) {
+            Ok((store, _)) => {
+                let snapshot = store
+                    .snapshot(version)
+                    .expect("a restored store holds its version");
+                return Ok((Some(snapshot), refused));
+            }
+            Err(why) => refused.push(format!("{name}: {why}")),
+        }
+    }
+    Ok((None, refused))
+}
+
 impl Journal {
     /// Starts a journal on an empty data directory, with a checkpoint of `state`'s last sealed
     /// version (a new replica's initial state, version 0).

@@ -20,6 +20,7 @@ mod exec_thread;
 pub mod init;
 mod node;
 mod runner;
+pub mod snapshot;
 pub mod storage;
 
 pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};

@@ -11,6 +11,7 @@ mod init_cmd;
 mod kv_cmd;
 mod request_numbers;
 mod run_cmd;
+mod snapshot_cmd;
 mod status_cmd;
 
 #[derive(Parser)]
@@ -47,6 +48,13 @@ enum Command {
     /// Start a cluster in this process over loopback QUIC, drive a key-value workload, and
     /// print throughput, latency, parallel batch width and divergences repaired.
     Demo(demo::DemoOptions),
+    /// Move a replica's state to another cluster: save the newest checkpoint of its data
+    /// directory to a file, or restore such a file as the initial state of a new data
+    /// directory (every replica of the new cluster restores the same file).
+    Snapshot {
+        #[command(subcommand)]
+        action: SnapshotAction,
+    },
     /// Call the key-value store.
     Kv {
         /// A client configuration file (client-<n>.toml).
@@ -98,6 +106,28 @@ pub(crate) struct InitArgs {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum SnapshotAction {
+    /// Write the newest sound checkpoint of the replica's data directory to FILE (the process
+    /// may run: checkpoints are written atomically).
+    Save {
+        /// The replica process's configuration (with `[storage] mode = "disk"`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the snapshot.
+        file: PathBuf,
+    },
+    /// Check FILE (checksum, root) and make it the replica's initial state in a new data
+    /// directory of its cluster; refuses a directory that holds state.
+    Restore {
+        /// The replica process's configuration (with `[storage] mode = "disk"`).
+        #[arg(long)]
+        config: PathBuf,
+        /// The snapshot.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum KvCommand {
     /// Print a key's value.
     Get { key: String },
@@ -131,6 +161,7 @@ fn main() {
         Command::Init(args) => init_cmd::run(args),
         Command::Run { config } => runtime().and_then(|rt| rt.block_on(run_cmd::run(&config))),
         Command::Demo(options) => runtime().and_then(|rt| rt.block_on(demo::run(options))),
+        Command::Snapshot { action } => snapshot_cmd::run(action),
         Command::Status { config, json } => {
             runtime().and_then(|rt| rt.block_on(status_cmd::run(&config, json)))
         }

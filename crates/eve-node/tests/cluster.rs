@@ -502,3 +502,92 @@ async fn a_data_directory_of_another_cluster_is_refused_naming_whose_it_is() {
         "one clear line: {err}"
     );
 }
+
+/// A replica's state moved to a new cluster: saved from a cluster on disk, checked and
+/// restored as the initial state of every replica of another cluster (another CA), which then
+/// serves it. A damaged snapshot and a data directory that holds state are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_moves_a_state_to_a_new_cluster_and_a_damaged_one_is_refused() {
+    let spec = spec(ReplicationMode::Eve { u: 1, r: 0 });
+    let ca = ClusterCa::generate("old").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Storage::Disk(data.path().to_path_buf());
+    let nodes = start_cluster_with(&spec, &ca, &storage);
+    let client = EveClient::connect(
+        &spec,
+        ClientId(1),
+        &ca.issue(NodeId::Client(ClientId(1))).unwrap(),
+    )
+    .unwrap();
+    for n in 0..80 {
+        client
+            .call(put(&format!("k{n}"), &format!("v{n}")))
+            .await
+            .unwrap();
+    }
+    client.close().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    let file = data.path().join("state.snapshot");
+    let replica0 = NodeId::Replica(ReplicaId(0));
+    let saved = eve_node::snapshot::save(data.path(), &spec.config, replica0, &file).unwrap();
+    assert!(
+        saved.version >= 64,
+        "a checkpoint every 64 batches: {saved:?}"
+    );
+
+    // Another cluster: another CA, other addresses, empty data directories.
+    let new_spec = self::spec(ReplicationMode::Eve { u: 1, r: 0 });
+    let mut config = ClusterConfig::clone(&new_spec.config);
+    config.cluster_id = eve_types::Digest([9; 32]);
+    let new_spec = ClusterSpec::new(config.validate().unwrap(), new_spec.addresses).unwrap();
+    let new_ca = ClusterCa::generate("new").unwrap();
+    let new_data = tempfile::tempdir().unwrap();
+    let mut damaged = std::fs::read(&file).unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    let damaged_file = data.path().join("damaged.snapshot");
+    std::fs::write(&damaged_file, damaged).unwrap();
+    let err =
+        eve_node::snapshot::restore(new_data.path(), &new_spec.config, replica0, &damaged_file)
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("checksum"), "{err}");
+    for i in 0..3 {
+        let node = NodeId::Replica(ReplicaId(i));
+        let restored =
+            eve_node::snapshot::restore(new_data.path(), &new_spec.config, node, &file).unwrap();
+        assert_eq!(restored, saved);
+    }
+    let again = eve_node::snapshot::restore(new_data.path(), &new_spec.config, replica0, &file)
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("already holds"), "{again}");
+
+    let nodes = start_cluster_with(&new_spec, &new_ca, &Storage::Disk(new_data.path().into()));
+    let client = EveClient::connect(
+        &new_spec,
+        ClientId(9),
+        &new_ca.issue(NodeId::Client(ClientId(9))).unwrap(),
+    )
+    .unwrap();
+    for n in [0, 31, 63] {
+        let read = client.call(get(&format!("k{n}"))).await.unwrap();
+        assert_eq!(
+            value(&read),
+            Some(format!("v{n}")),
+            "the moved state serves k{n}"
+        );
+    }
+    let read = client.call(get("k79")).await.unwrap();
+    assert_eq!(
+        value(&read),
+        None,
+        "written after the checkpoint: not in the snapshot"
+    );
+    client.close().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
