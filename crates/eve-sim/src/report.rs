@@ -100,6 +100,8 @@ pub struct Exercised {
     pub verifier_resumes: u64,
     /// Syncs of replicas' logs and verifiers' memories.
     pub disk_syncs: u64,
+    /// Nodes that stopped acknowledging because their disk was full.
+    pub disk_full_halts: u64,
 }
 
 impl Exercised {
@@ -151,6 +153,7 @@ impl Exercised {
         self.disks_lost += other.disks_lost;
         self.verifier_resumes += other.verifier_resumes;
         self.disk_syncs += other.disk_syncs;
+        self.disk_full_halts += other.disk_full_halts;
     }
 }
 

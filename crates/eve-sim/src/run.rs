@@ -82,7 +82,7 @@ const EVE_ONLY_COUNTS: [&str; 6] = [
 ];
 
 /// Counts only runs on disks can raise: required only when some run was on disk.
-const DURABLE_COUNTS: [&str; 7] = [
+const DURABLE_COUNTS: [&str; 8] = [
     "power failures everywhere at once",
     "batches replayed from logs",
     "checkpoints loaded",
@@ -90,6 +90,7 @@ const DURABLE_COUNTS: [&str; 7] = [
     "corruptions found by their checksum",
     "disks lost",
     "verifiers resumed from their memory",
+    "nodes stopped by a full disk",
 ];
 
 const BYZANTINE_COUNTS: [&str; 7] = [
@@ -126,7 +127,7 @@ impl Summary {
 
     /// The exercised counts that must all be non-zero for a seed set to test the protocol,
     /// by name.
-    pub fn exercised(&self) -> [(&'static str, u64); 30] {
+    pub fn exercised(&self) -> [(&'static str, u64); 31] {
         [
             ("batches committed", self.counts.batches_committed),
             ("divergences detected", self.counts.divergences),
@@ -191,6 +192,7 @@ impl Summary {
             (DURABLE_COUNTS[4], self.counts.corruptions_found),
             (DURABLE_COUNTS[5], self.counts.disks_lost),
             (DURABLE_COUNTS[6], self.counts.verifier_resumes),
+            (DURABLE_COUNTS[7], self.counts.disk_full_halts),
         ]
     }
 

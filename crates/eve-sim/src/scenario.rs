@@ -62,6 +62,10 @@ pub enum FaultKind {
     CutOutgoing,
     /// Cut the node's incoming links only.
     CutIncoming,
+    /// Fill the node's disk (durable runs; a third of the crash windows): it can persist
+    /// nothing more, so it stops acknowledging (a replica reports no execution, a verifier
+    /// stops); at the window's end space is freed and it restarts from its disk.
+    DiskFull,
 }
 
 /// The faults of a run. Faults happen before `heal_ms`; then the network heals, crashed

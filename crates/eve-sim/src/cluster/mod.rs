@@ -708,9 +708,22 @@ impl Cluster {
             Some(p) if candidates.contains(&p) && self.rng.below(2) == 0 => p,
             _ => candidates[self.rng.below(candidates.len() as u64) as usize],
         };
+        // In a durable run a third of the crash windows fill the disk instead (drawn apart from
+        // `rng`, so that the other faults of a seed stay what they were).
+        let kind = match kind {
+            FaultKind::CrashRestart
+                if self.scenario.faults.durable
+                    && splitmix64(self.scenario.seed ^ 0x6675_6c6c ^ self.now.0)
+                        .is_multiple_of(3) =>
+            {
+                FaultKind::DiskFull
+            }
+            other => other,
+        };
         self.slots[slot].active = Some((kind, target));
         let all = self.all_nodes();
         match kind {
+            FaultKind::DiskFull => self.fill_disk(target),
             FaultKind::CrashRestart => match target {
                 NodeId::Replica(id) => self.take_down_replica(id),
                 NodeId::Verifier(id) => self.take_down_verifier(id),
@@ -808,6 +821,7 @@ impl Cluster {
             (FaultKind::CrashRestart, NodeId::Replica(id)) => self.restart(id),
             (FaultKind::CrashRestart, NodeId::Verifier(id)) => self.restart_verifier(id),
             (FaultKind::CrashRestart, NodeId::Client(_)) => {}
+            (FaultKind::DiskFull, _) => self.free_disk(target),
             (FaultKind::Isolate, _) => {
                 self.network.restore_one_way(&[target], &all);
                 self.network.restore_one_way(&all, &[target]);
@@ -943,8 +957,10 @@ impl Cluster {
             match effect {
                 Effect::Send(to, msg) => {
                     // What a verifier wrote down is durable before anything it sends.
-                    if let NodeId::Verifier(id) = node {
-                        self.sync_memory(id);
+                    if let NodeId::Verifier(id) = node
+                        && !self.sync_memory(id)
+                    {
+                        return;
                     }
                     self.send(node, to, msg)
                 }
@@ -959,7 +975,11 @@ impl Cluster {
                     let NodeId::Verifier(id) = node else {
                         unreachable!("only verifiers keep a memory")
                     };
-                    self.persist(id, &memory);
+                    if !self.persist(id, &memory) {
+                        // It could not write down what its next messages depend on: it stops
+                        // here, and sends none of them.
+                        return;
+                    }
                 }
             }
         }

@@ -274,22 +274,80 @@ impl Cluster {
         )
     }
 
-    /// Writes a verifier's memory (synced before its next message leaves).
-    pub(super) fn persist(&mut self, id: VerifierId, memory: &VerifierMemory) {
+    /// Writes a verifier's memory (synced before its next message leaves); returns whether
+    /// it could. One that cannot (its disk is full) stops: it is down until its disk has room
+    /// again and it restarts.
+    pub(super) fn persist(&mut self, id: VerifierId, memory: &VerifierMemory) -> bool {
         let store = self.verifiers[id.0 as usize]
             .store
             .as_mut()
             .expect("a durable verifier has a store");
-        store.write(memory).expect("a simulated disk does not fill");
+        if store.write(memory).is_ok() {
+            return true;
+        }
+        self.halt_verifier(id);
+        false
     }
 
-    /// Syncs a verifier's memory before a message leaves.
-    pub(super) fn sync_memory(&mut self, id: VerifierId) {
-        if let Some(store) = &mut self.verifiers[id.0 as usize].store
-            && store.is_dirty()
-        {
-            store.sync().expect("a simulated disk does not fail");
-            self.report.counts.disk_syncs += 1;
+    /// Syncs a verifier's memory before a message leaves; returns whether the message may
+    /// leave.
+    pub(super) fn sync_memory(&mut self, id: VerifierId) -> bool {
+        let Some(store) = &mut self.verifiers[id.0 as usize].store else {
+            return true;
+        };
+        if !store.is_dirty() {
+            return true;
+        }
+        if store.sync().is_err() {
+            self.halt_verifier(id);
+            return false;
+        }
+        self.report.counts.disk_syncs += 1;
+        true
+    }
+
+    /// A verifier whose disk failed stops.
+    fn halt_verifier(&mut self, id: VerifierId) {
+        self.report.counts.disk_full_halts += 1;
+        self.take_down_verifier(id);
+    }
+
+    /// Fills `node`'s disk: nothing more can be written to it.
+    pub(super) fn fill_disk(&mut self, node: NodeId) {
+        let disk = match node {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].disk.clone(),
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize].disk.clone(),
+            NodeId::Client(_) => None,
+        };
+        if let Some(disk) = disk {
+            let mut disk = disk.lock();
+            let used = disk.used();
+            disk.set_capacity(used);
+        }
+    }
+
+    /// Frees `node`'s disk, and restarts the node from it (what an operator does after
+    /// making room).
+    pub(super) fn free_disk(&mut self, node: NodeId) {
+        let disk = match node {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].disk.clone(),
+            NodeId::Verifier(id) => self.verifiers[id.0 as usize].disk.clone(),
+            NodeId::Client(_) => None,
+        };
+        if let Some(disk) = disk {
+            disk.lock().set_capacity(DISK_BYTES);
+        }
+        match node {
+            NodeId::Replica(id) => {
+                let halted = self.replicas[id.0 as usize].exec.halted().is_some();
+                self.report.counts.disk_full_halts += u64::from(halted);
+                if self.replicas[id.0 as usize].up {
+                    self.take_down_replica(id);
+                }
+                self.restart(id);
+            }
+            NodeId::Verifier(id) => self.restart_verifier(id),
+            NodeId::Client(_) => {}
         }
     }
 }
