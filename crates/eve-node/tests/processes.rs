@@ -210,8 +210,9 @@ fn steady_load(clients: &[PathBuf]) -> Load {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
+/// Six `eve-node run` processes (one role each) of a new cluster in a fresh directory, on disk
+/// or in memory, started; returns the directory, what `init` wrote and the processes.
+fn start_processes(disk: bool) -> (PathBuf, eve_node::init::InitOutput, Cluster, Vec<String>) {
     let dir = std::env::temp_dir().join(format!(
         "eve-processes-{}-{}",
         std::process::id(),
@@ -224,6 +225,7 @@ async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
         clients: 3,
         base_port: free_ports(12),
         one_role_per_process: true,
+        disk,
         settings: Settings {
             batch_timeout_ms: Some(1),
             verify_timeout_ms: Some(300),
@@ -236,10 +238,20 @@ async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
         dir: dir.clone(),
         processes: Vec::new(),
     };
-    for path in &output.nodes {
-        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        cluster.spawn(&name);
+    let names: Vec<String> = output
+        .nodes
+        .iter()
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        cluster.spawn(name);
     }
+    (dir, output, cluster, names)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
+    let (dir, output, mut cluster, _) = start_processes(false);
     let node_config = LoadedConfig::load(&output.nodes[0]).unwrap();
 
     let Load {
@@ -311,39 +323,7 @@ async fn processes_survive_a_replica_and_a_verifier_killed_and_restarted() {
 /// earlier write and each client's counter included, is linearizable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_on_disk_all_killed_at_once_lose_no_acknowledged_write() {
-    let dir = std::env::temp_dir().join(format!(
-        "eve-processes-disk-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    let options = InitOptions {
-        clients: 3,
-        base_port: free_ports(12),
-        one_role_per_process: true,
-        disk: true,
-        settings: Settings {
-            batch_timeout_ms: Some(1),
-            verify_timeout_ms: Some(300),
-            ..Settings::default()
-        },
-        ..InitOptions::default()
-    };
-    let output = init(&options, &dir).unwrap();
-    let mut cluster = Cluster {
-        dir: dir.clone(),
-        processes: Vec::new(),
-    };
-    let names: Vec<String> = output
-        .nodes
-        .iter()
-        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect();
-    for name in &names {
-        cluster.spawn(name);
-    }
+    let (dir, output, mut cluster, names) = start_processes(true);
     let Load {
         history,
         done,

@@ -126,15 +126,14 @@ impl Cluster {
             return;
         }
         let pick = candidates[self.rng.below(candidates.len() as u64) as usize];
-        let disk = match role {
-            Role::Replica => self.replicas[pick].disk.clone(),
-            Role::Verifier => self.verifiers[pick].disk.clone(),
-        };
-        let Some(disk) = disk else { return };
-        self.damaged.insert(match role {
+        let node = match role {
             Role::Replica => NodeId::Replica(ReplicaId(pick as u32)),
             Role::Verifier => NodeId::Verifier(VerifierId(pick as u32)),
-        });
+        };
+        let Some(disk) = self.disk_of(node) else {
+            return;
+        };
+        self.damaged.insert(node);
         let mut disk = disk.lock();
         if self.rng.below(2) == 0 {
             disk.wipe();
@@ -312,14 +311,18 @@ impl Cluster {
         self.take_down_verifier(id);
     }
 
-    /// Fills `node`'s disk: nothing more can be written to it.
-    pub(super) fn fill_disk(&mut self, node: NodeId) {
-        let disk = match node {
+    /// `node`'s disk, in a durable run.
+    fn disk_of(&self, node: NodeId) -> Option<SharedDisk<SimDisk>> {
+        match node {
             NodeId::Replica(id) => self.replicas[id.0 as usize].disk.clone(),
             NodeId::Verifier(id) => self.verifiers[id.0 as usize].disk.clone(),
             NodeId::Client(_) => None,
-        };
-        if let Some(disk) = disk {
+        }
+    }
+
+    /// Fills `node`'s disk: nothing more can be written to it.
+    pub(super) fn fill_disk(&mut self, node: NodeId) {
+        if let Some(disk) = self.disk_of(node) {
             let mut disk = disk.lock();
             let used = disk.used();
             disk.set_capacity(used);
@@ -329,12 +332,7 @@ impl Cluster {
     /// Frees `node`'s disk, and restarts the node from it (what an operator does after
     /// making room).
     pub(super) fn free_disk(&mut self, node: NodeId) {
-        let disk = match node {
-            NodeId::Replica(id) => self.replicas[id.0 as usize].disk.clone(),
-            NodeId::Verifier(id) => self.verifiers[id.0 as usize].disk.clone(),
-            NodeId::Client(_) => None,
-        };
-        if let Some(disk) = disk {
+        if let Some(disk) = self.disk_of(node) {
             disk.lock().set_capacity(DISK_BYTES);
         }
         match node {
