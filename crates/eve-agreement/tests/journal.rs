@@ -252,3 +252,37 @@ fn a_batch_logged_on_a_rolled_back_version_is_skipped_past_a_checkpoint() {
     assert_eq!(replayed, [3]);
     assert_eq!(exec.executor().state().root(), root);
 }
+
+#[test]
+fn a_replica_whose_disk_is_full_reports_nothing_and_says_why() {
+    let disk = SharedDisk::new(SimDisk::new(1 << 30));
+    let mut exec = durable(&disk);
+    execute(&mut exec, batch(1, "v"));
+    let used = disk.lock().used();
+    disk.lock().set_capacity(used);
+    let events = exec.apply(ExecCommand::Execute {
+        epoch: 0,
+        batch: batch(2, "v"),
+    });
+    assert!(
+        events.is_empty(),
+        "no token for a batch it could not log: {events:?}"
+    );
+    let why = exec.halted().expect("it says why").to_string();
+    assert!(why.contains("full"), "{why}");
+    // Nothing more is reported, even once the disk has room: the node must restart.
+    disk.lock().set_capacity(1 << 30);
+    assert!(
+        exec.apply(ExecCommand::Execute {
+            epoch: 0,
+            batch: batch(3, "v"),
+        })
+        .is_empty()
+    );
+    let (_, recovered) = recover(&disk);
+    assert_eq!(
+        recovered.replayed.len(),
+        1,
+        "batch 1 was logged, batch 2 never was"
+    );
+}
