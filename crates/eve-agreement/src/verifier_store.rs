@@ -3,8 +3,9 @@
 //! driver hands over and synced before any message that depends on it leaves (one sync for
 //! all the changes of a burst of events); every [`MEMORY_RECORDS_MAX`] records the log is
 //! rewritten atomically with the last one alone. A verifier's first start writes its initial
-//! memory, synced ([`VerifierStore::create`]), so that a disk without any memory is one that
-//! was lost, not one whose first record was torn. A torn tail is cut on opening: what it held
+//! memory, synced ([`VerifierStore::create`]), and the first memory written to a store that
+//! holds none (after a lost disk) is synced at once too, so that a disk without any memory is
+//! one that was lost, not one whose first record was torn. A torn tail is cut on opening: what it held
 //! was never synced, so nothing that depended on it was sent. A corrupted record is another
 //! matter: what followed it may have been synced and acted on, so the memory is not trusted at
 //! all, and the verifier recovers from its peers as one that lost its disk.
@@ -135,9 +136,15 @@ impl VerifierStore {
             self.log.rewrite(self.disk.as_mut(), [&self.last[..]])?;
             self.records = 1;
         }
+        let first = self.records == 0;
         self.log.append(self.disk.as_mut(), &bytes)?;
         self.records += 1;
         self.last = bytes;
+        if first {
+            // A store with no memory means a lost disk: the first memory written after a loss
+            // (a verifier that recovered from its peers) is made durable at once, sent or not.
+            self.sync()?;
+        }
         Ok(())
     }
 

@@ -95,3 +95,20 @@ fn the_log_is_compacted_and_still_holds_the_last_memory() {
     let opened = VerifierStore::open(Box::new(disk), VerifierId(0)).unwrap();
     assert_eq!(opened.memory.unwrap().view, View(writes));
 }
+
+/// Found by the simulator (seeds 12117 and 19557 of `--mode 1,1`): a verifier that lost its
+/// disk recovers from its peers; its first memory afterwards must be durable at once, or a
+/// crash before its next message brings it back as one that lost its disk again.
+#[test]
+fn the_first_memory_after_a_lost_disk_is_durable_at_once() {
+    for seed in 0..20 {
+        let disk = disk();
+        let mut store = VerifierStore::open(Box::new(disk.clone()), VerifierId(0))
+            .unwrap()
+            .store;
+        store.write(&memory(0, 3)).unwrap();
+        disk.lock().crash(seed);
+        let opened = VerifierStore::open(Box::new(disk), VerifierId(0)).unwrap();
+        assert_eq!(opened.memory.map(|m| m.view), Some(View(3)), "seed {seed}");
+    }
+}

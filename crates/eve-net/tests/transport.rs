@@ -84,13 +84,16 @@ async fn nodes_exchange_messages_and_answer_clients_over_their_connections() {
     let got = next(&mut r0_in).await;
     assert_eq!((got.from, got.msg), (V0, suspect(2)));
 
-    // A client dials; the replica has no address for it and answers over its connection.
-    let (client, mut client_in) = start(&ca, C7, None, &[(R0, r0_addr)]);
+    // The replica has no address for a client: no route until the client connected (asked
+    // before the client starts, since a client dials at once and may be connected by the
+    // time a later check runs).
     assert_eq!(
         r0.send(C7, &suspect(3)),
         Err(SendError::NoRoute(C7)),
         "no route before the client connected"
     );
+    // A client dials; the replica answers over its connection.
+    let (client, mut client_in) = start(&ca, C7, None, &[(R0, r0_addr)]);
     client.send(R0, &suspect(4)).unwrap();
     let got = next(&mut r0_in).await;
     assert_eq!((got.from, got.msg), (C7, suspect(4)));

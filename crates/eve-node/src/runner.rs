@@ -18,6 +18,9 @@ pub type Command<L> = Box<dyn FnOnce(&mut Driver<L>, &mut Effects) + Send>;
 /// Commands queued for one loop.
 pub const COMMANDS_MAX: usize = 1024;
 
+/// Messages a durable participant handles at most between two syncs of its memory.
+const GROUP_COMMIT_MESSAGES_MAX: usize = 64;
+
 /// Messages a participant sent to itself (a verifier counts its own votes) and handles before
 /// anything else; bounded by what one event can produce.
 const LOOPBACK_MAX: usize = 4096;
@@ -148,6 +151,17 @@ impl<L: Logic + Send + 'static> Runner<L> {
                     }
                 }
             }
+            // A durable participant handles the messages already waiting along with this
+            // one, so that one sync covers the memory all of them changed (group commit).
+            if self.store.is_some() {
+                for _ in 1..GROUP_COMMIT_MESSAGES_MAX {
+                    let Ok(Inbound { from, msg }) = self.inbound.try_recv() else {
+                        break;
+                    };
+                    let done = self.driver.on_message(&mut io, from, msg);
+                    self.complete(done);
+                }
+            }
             self.carry_out(io).await;
         }
         if let Some(exec) = self.exec.take() {
@@ -192,6 +206,25 @@ impl<L: Logic + Send + 'static> Runner<L> {
     async fn carry_out(&mut self, io: Effects) {
         let mut effects = io.into_effects();
         loop {
+            // Only the newest memory is written: it covers what every message of these events
+            // depends on (a verifier that resumed from it would not contradict any of them),
+            // and one sync before the first message makes it durable.
+            if let Some(last) = effects
+                .iter()
+                .rposition(|effect| matches!(effect, Effect::Persist(_)))
+                && let Effect::Persist(memory) = effects.remove(last)
+            {
+                let written = match &mut self.store {
+                    Some(store) => store.write(&memory),
+                    None => {
+                        tracing::error!("a verifier kept a memory without a store");
+                        Ok(())
+                    }
+                };
+                if let Err(err) = written {
+                    self.halt("writing the verifier's memory", err);
+                }
+            }
             for effect in effects {
                 match effect {
                     Effect::Send(to, msg) if to == self.me => {
@@ -218,18 +251,8 @@ impl<L: Logic + Send + 'static> Runner<L> {
                     }
                     // The driver asks only when the time must change (see `Io::wake_at`).
                     Effect::Wake(at) => self.wake = Some(at),
-                    Effect::Persist(memory) => {
-                        let written = match &mut self.store {
-                            Some(store) => store.write(&memory),
-                            None => {
-                                tracing::error!("a verifier kept a memory without a store");
-                                continue;
-                            }
-                        };
-                        if let Err(err) = written {
-                            self.halt("writing the verifier's memory", err);
-                        }
-                    }
+                    // An older memory than the one written above.
+                    Effect::Persist(_) => {}
                 }
             }
             let Some(msg) = self.loopback.pop_front() else {

@@ -103,16 +103,19 @@ fn regression_seeds_pass() {
     }
 }
 
-/// Seeds of `--mode 1,0` on disks that once failed: a resumed replica moved back to a lagging
-/// verifier's older view and discarded committed batches (76); a replay stopped at a batch
-/// logged on a rolled-back version (167); every verifier's first memory record torn, all of
-/// them then waiting on each other to recover (49).
-const DURABLE_REGRESSION_SEEDS: [u64; 3] = [49, 76, 167];
+/// Seeds on disks that once failed, with their configuration: a resumed replica moved back to
+/// a lagging verifier's older view and discarded committed batches (76); a replay stopped at a
+/// batch logged on a rolled-back version (167); every verifier's first memory record torn, all
+/// of them then waiting on each other to recover (49); a verifier that had recovered from its
+/// peers after losing its disk crashed before its first memory was synced, and came back as one
+/// that lost its disk while another did (12117, 19557 with r = 1).
+const DURABLE_REGRESSION_SEEDS: [(u64, u32); 5] =
+    [(49, 0), (76, 0), (167, 0), (12117, 1), (19557, 1)];
 
 #[test]
 fn durable_regression_seeds_pass_and_lose_power() {
-    for seed in DURABLE_REGRESSION_SEEDS {
-        let scenario = Scenario::from_seed_with_mode(seed, ReplicationMode::Eve { u: 1, r: 0 });
+    for (seed, r) in DURABLE_REGRESSION_SEEDS {
+        let scenario = Scenario::from_seed_with_mode(seed, ReplicationMode::Eve { u: 1, r });
         assert!(scenario.faults.durable && scenario.faults.power_failures > 0);
         let report = run_scenario(scenario);
         assert_passes(&report);
