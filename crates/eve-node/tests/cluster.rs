@@ -397,9 +397,13 @@ async fn survives_stopping_everywhere(mode: ReplicationMode) {
         .map(|node| (node, ca.issue(node).unwrap()))
         .collect();
     let nodes = start_cluster_again(&spec, &credentials, &storage).await;
+    // A long timeout: after the restart the first call waits for a view change, which a
+    // loaded machine can slow down.
     let connect = |i: u64| {
         let id = ClientId(i);
-        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap()).unwrap()
+        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap())
+            .unwrap()
+            .with_timeout(Duration::from_secs(60))
     };
     let client = connect(1);
     for n in 0..30 {
@@ -571,7 +575,8 @@ async fn a_snapshot_moves_a_state_to_a_new_cluster_and_a_damaged_one_is_refused(
         ClientId(9),
         &new_ca.issue(NodeId::Client(ClientId(9))).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .with_timeout(Duration::from_secs(60));
     for n in [0, 31, 63] {
         let read = client.call(get(&format!("k{n}"))).await.unwrap();
         assert_eq!(
