@@ -167,13 +167,20 @@ impl ExecHandle {
             .name(name)
             .spawn(move || {
                 let mut burst: Vec<ExecEvent> = Vec::new();
+                // Without a journal there is nothing to group: each command's results go out
+                // at once.
+                let group = if executor.journal().is_some() {
+                    GROUP_COMMIT_COMMANDS_MAX
+                } else {
+                    1
+                };
                 while let Some(first) = inbox.blocking_recv() {
                     let mut next = Some(first);
                     let mut applied = 0;
                     while let Some(command) = next.take() {
                         burst.extend(apply(&mut executor, command, &observe, &shared));
                         applied += 1;
-                        if applied < GROUP_COMMIT_COMMANDS_MAX {
+                        if applied < group {
                             next = inbox.try_recv().ok();
                         }
                     }

@@ -189,8 +189,10 @@ impl<L: Logic + Send + 'static> Runner<L> {
             biased;
             _ = shutdown.changed() => Step::Stop,
             event = exec_event => event.map_or(Step::Stop, Step::Exec),
-            inbound = self.inbound.recv() => inbound.map_or(Step::Stop, Step::Inbound),
+            // The node's own commands (a status query, a client's submit) before messages: a
+            // peer that floods the loop must not starve them.
             command = self.commands.recv() => command.map_or(Step::Stop, Step::Command),
+            inbound = self.inbound.recv() => inbound.map_or(Step::Stop, Step::Inbound),
             () = sleep => Step::Wake,
         }
     }

@@ -91,9 +91,10 @@ async fn start_cluster_again(
         loop {
             match node_builder(spec, &issue, storage, i).start() {
                 Ok(node) => break nodes.push(node),
-                Err(eve_node::NodeError::Net(err)) if tries < 100 => {
+                // A port not released yet, or the previous attempt's execution thread still
+                // letting go of the data directory: try again shortly.
+                Err(_) if tries < 100 => {
                     tries += 1;
-                    let _ = err;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(err) => panic!("node {i} does not start again: {err}"),
