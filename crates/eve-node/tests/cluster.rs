@@ -426,7 +426,20 @@ async fn survives_stopping_everywhere(mode: ReplicationMode) {
     for node in nodes {
         node.shutdown().await;
     }
-    // Everything stopped; the same data directories, a new start.
+    // Everything stopped; the same data directories, a new start (on new ports: the old ones
+    // may not be released yet, or taken by another test).
+    let addresses = spec
+        .addresses
+        .keys()
+        .map(|&node| (node, free_addr()))
+        .collect();
+    let spec = ClusterSpec::new(spec.config.clone(), addresses).unwrap();
+    let connect = |i: u64| {
+        let id = ClientId(i);
+        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap())
+            .unwrap()
+            .with_timeout(Duration::from_secs(60))
+    };
     let nodes = start_cluster_again(&spec, &credentials, &storage).await;
     let client = connect(2);
     for k in 0..7 {
