@@ -249,11 +249,6 @@ impl<A: Application> ReplicaExecutor<A> {
         self.journal.as_ref()
     }
 
-    /// Takes the journal out (a simulation crashing the replica's disk).
-    pub fn take_journal(&mut self) -> Option<Journal> {
-        self.journal.take()
-    }
-
     /// Why the journal failed, if it did (a full or failing disk): the replica executes and
     /// reports nothing from then on, so that nothing it could not persist is acknowledged.
     pub fn halted(&self) -> Option<&str> {

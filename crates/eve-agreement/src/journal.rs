@@ -460,7 +460,6 @@ impl Journal {
         self.records.clear();
         self.roots.clear();
         self.roots.insert(version, roots);
-        self.checkpoint = BatchSeq(0);
         self.write_checkpoint(state, version, Some(roots))
     }
 
@@ -495,23 +494,8 @@ impl Journal {
         Ok(())
     }
 
-    /// The newest checkpoint's version.
-    pub fn checkpoint(&self) -> BatchSeq {
-        self.checkpoint
-    }
-
     /// What the journal did so far.
     pub fn counters(&self) -> &JournalCounters {
         &self.counters
-    }
-
-    /// Bytes of records in the log.
-    pub fn log_bytes(&self) -> u64 {
-        self.log.len_bytes()
-    }
-
-    /// The disk, given back (to crash it in a simulation).
-    pub fn into_disk(self) -> Box<dyn Disk + Send> {
-        self.disk
     }
 }

@@ -2,7 +2,7 @@
 //! [`Disk`], the last whole one being the memory. A record is appended for every change the
 //! driver hands over and synced before any message that depends on it leaves (one sync for
 //! all the changes of a burst of events); every [`MEMORY_RECORDS_MAX`] records the log is
-//! rewritten atomically with the last one alone. A verifier's first start writes its initial
+//! replaced atomically by the newest one alone. A verifier's first start writes its initial
 //! memory, synced ([`VerifierStore::create`]), and the first memory written to a store that
 //! holds none (after a lost disk) is synced at once too, so that a disk without any memory is
 //! one that was lost, not one whose first record was torn. A torn tail is cut on opening: what it held
@@ -26,9 +26,6 @@ pub struct VerifierStore {
     log: RecordLog,
     /// Records in the log.
     records: u64,
-    /// The last record appended, to compact the log to.
-    last: Vec<u8>,
-    syncs: u64,
 }
 
 /// What opening a verifier's store found.
@@ -80,11 +77,9 @@ impl VerifierStore {
             disk,
             log: opened.log,
             records: 0,
-            last: Vec::new(),
-            syncs: 0,
         };
+        // The first memory of a store is synced as it is written.
         store.write(memory)?;
-        store.sync()?;
         Ok(store)
     }
 
@@ -117,8 +112,6 @@ impl VerifierStore {
             disk,
             log: opened.log,
             records: opened.records.len() as u64,
-            last: opened.records.last().cloned().unwrap_or_default(),
-            syncs: 0,
         };
         Ok(OpenedStore {
             store,
@@ -130,21 +123,17 @@ impl VerifierStore {
     /// Appends `memory`; durable at the next [`sync`](Self::sync).
     pub fn write(&mut self, memory: &VerifierMemory) -> Result<(), DiskError> {
         let bytes = postcard::to_allocvec(memory).expect("memories encode");
-        if self.records >= MEMORY_RECORDS_MAX {
-            // Compact: the last record alone, replaced atomically, then this one.
-            self.sync()?;
-            self.log.rewrite(self.disk.as_mut(), [&self.last[..]])?;
+        if self.records == 0 || self.records >= MEMORY_RECORDS_MAX {
+            // Compaction, or the first memory of a store that holds none: the log becomes this
+            // record alone, replaced atomically and so durable at once. (A store with no memory
+            // means a lost disk, so the first memory after a loss, a verifier that recovered
+            // from its peers, must be durable whether or not a message follows.)
+            self.log.rewrite(self.disk.as_mut(), [&bytes[..]])?;
             self.records = 1;
+            return Ok(());
         }
-        let first = self.records == 0;
         self.log.append(self.disk.as_mut(), &bytes)?;
         self.records += 1;
-        self.last = bytes;
-        if first {
-            // A store with no memory means a lost disk: the first memory written after a loss
-            // (a verifier that recovered from its peers) is made durable at once, sent or not.
-            self.sync()?;
-        }
         Ok(())
     }
 
@@ -155,15 +144,6 @@ impl VerifierStore {
 
     /// Makes every record appended so far durable.
     pub fn sync(&mut self) -> Result<(), DiskError> {
-        if self.log.is_dirty() {
-            self.log.sync(self.disk.as_mut())?;
-            self.syncs += 1;
-        }
-        Ok(())
-    }
-
-    /// Syncs done so far.
-    pub fn syncs(&self) -> u64 {
-        self.syncs
+        self.log.sync(self.disk.as_mut())
     }
 }

@@ -59,11 +59,6 @@ impl Verifier {
         self
     }
 
-    /// Whether this verifier keeps a durable memory.
-    pub fn is_durable(&self) -> bool {
-        self.durable.is_some()
-    }
-
     /// Its memory as it stands.
     pub fn memory(&self) -> VerifierMemory {
         VerifierMemory {
