@@ -36,6 +36,7 @@ use eve_state::{Delta, Snapshot, StateStore};
 use eve_storage::{Disk, DiskError, RecordLog, TailRepair};
 use eve_types::{BatchSeq, Reply};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The log's file name.
@@ -52,14 +53,15 @@ pub const CHECKPOINTS_KEPT: usize = 2;
 /// logged without its writes and executed again when it is replayed.
 pub const LOGGED_WRITES_BYTES_MAX: usize = 8 << 20;
 
-/// One record of the log.
+/// One record of the log. Borrowed when written (the batch and its replies stay with the
+/// executor), owned when read back.
 #[derive(Serialize, Deserialize)]
-struct Logged {
-    batch: Batch,
+struct Logged<'a> {
+    batch: Cow<'a, Batch>,
     roots: Roots,
     /// What the batch wrote, unless that exceeded [`LOGGED_WRITES_BYTES_MAX`].
     writes: Option<Delta>,
-    replies: Vec<Reply>,
+    replies: Cow<'a, [Reply]>,
 }
 
 /// A checkpoint file's content, after its checksum.
@@ -385,9 +387,9 @@ impl Journal {
             self.roots.insert(seq, roots);
             self.records.push((seq, record));
             recovered.replayed.push(ReplayedBatch {
-                batch,
+                batch: batch.into_owned(),
                 roots,
-                replies,
+                replies: replies.into_owned(),
             });
         }
     }
@@ -407,10 +409,10 @@ impl Journal {
                 .ok()
         });
         let record = postcard::to_allocvec(&Logged {
-            batch: batch.clone(),
+            batch: Cow::Borrowed(batch),
             roots,
             writes,
-            replies: replies.to_vec(),
+            replies: Cow::Borrowed(replies),
         })
         .expect("batches encode");
         self.log.append(self.disk.as_mut(), &record)?;
