@@ -72,9 +72,6 @@ struct CheckpointFile {
     snapshot: Snapshot,
 }
 
-/// Bytes of a checkpoint file's checksum (blake3 of what follows).
-const CHECKSUM_BYTES: usize = 32;
-
 /// What a journal did, for reports and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JournalCounters {
@@ -178,13 +175,7 @@ fn load_checkpoint(
         .read(name)
         .map_err(|e| e.to_string())?
         .ok_or("it is gone")?;
-    if bytes.len() < CHECKSUM_BYTES {
-        return Err("it is shorter than its checksum".into());
-    }
-    let (sum, body) = bytes.split_at(CHECKSUM_BYTES);
-    if blake3::hash(body).as_bytes() != sum {
-        return Err("its checksum does not match".into());
-    }
+    let body = eve_storage::checked(&bytes).map_err(|e| e.to_string())?;
     let file: CheckpointFile =
         postcard::from_bytes(body).map_err(|e| format!("it does not decode: {e}"))?;
     if file.snapshot.version != version {
@@ -476,10 +467,10 @@ impl Journal {
             .expect("checkpoints are taken of held versions");
         let body =
             postcard::to_allocvec(&CheckpointFile { roots, snapshot }).expect("checkpoints encode");
-        let mut bytes = Vec::with_capacity(CHECKSUM_BYTES + body.len());
-        bytes.extend_from_slice(blake3::hash(&body).as_bytes());
-        bytes.extend_from_slice(&body);
-        self.disk.write_atomic(&checkpoint_name(version), &bytes)?;
+        self.disk.write_atomic(
+            &checkpoint_name(version),
+            &eve_storage::with_checksum(&body),
+        )?;
         self.counters.checkpoints += 1;
         self.checkpoint = version;
         self.records.retain(|(s, _)| *s > version);

@@ -8,7 +8,6 @@
 use eve_agreement::NodeId;
 use eve_agreement::journal::{Journal, newest_snapshot};
 use eve_state::{Snapshot, StateConfig, StateStore};
-use eve_storage::{FileDisk, check_identity};
 use eve_types::{Digest, ValidConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -81,10 +80,6 @@ fn refused_list(refused: &[String]) -> String {
     }
 }
 
-fn replica_folder(dir: &Path, node: NodeId) -> std::path::PathBuf {
-    dir.join(crate::config::node_name(node))
-}
-
 /// Writes the newest sound checkpoint of replica `node`'s folder under `dir` to `file`.
 pub fn save(
     dir: &Path,
@@ -92,18 +87,12 @@ pub fn save(
     node: NodeId,
     file: &Path,
 ) -> Result<SnapshotInfo, SnapshotError> {
-    let folder = replica_folder(dir, node);
+    let (disk, _) = crate::storage::role_disk(dir, config, node)?;
+    let folder = disk.dir().to_path_buf();
     let disk_error = |source| crate::storage::StorageError::Disk {
         dir: folder.clone(),
         source,
     };
-    let mut disk = FileDisk::open(&folder).map_err(disk_error)?;
-    check_identity(&mut disk, &crate::storage::identity(config, node)).map_err(|source| {
-        crate::storage::StorageError::Identity {
-            dir: folder.clone(),
-            source,
-        }
-    })?;
     let (snapshot, refused) =
         newest_snapshot(&disk, StateConfig::from_cluster(config)).map_err(disk_error)?;
     let Some(snapshot) = snapshot else {
@@ -123,8 +112,7 @@ pub fn save(
     })
     .expect("snapshots encode");
     let mut bytes = SNAPSHOT_MAGIC.to_vec();
-    bytes.extend_from_slice(blake3::hash(&body).as_bytes());
-    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&eve_storage::with_checksum(&body));
     std::fs::write(file, bytes).map_err(|source| SnapshotError::File {
         path: file.display().to_string(),
         source,
@@ -151,13 +139,7 @@ pub fn restore(
     let rest = bytes
         .strip_prefix(SNAPSHOT_MAGIC)
         .ok_or_else(|| damaged("it does not start as a snapshot does".into()))?;
-    if rest.len() < 32 {
-        return Err(damaged("it is cut short".into()));
-    }
-    let (sum, body) = rest.split_at(32);
-    if blake3::hash(body).as_bytes() != sum {
-        return Err(damaged("its checksum does not match".into()));
-    }
+    let body = eve_storage::checked(rest).map_err(|e| damaged(e.to_string()))?;
     let file: SnapshotFile =
         postcard::from_bytes(body).map_err(|e| damaged(format!("it does not decode: {e}")))?;
     let state_config = StateConfig::from_cluster(config);
@@ -169,19 +151,8 @@ pub fn restore(
             "its objects do not make its recorded root".to_string(),
         ));
     }
-    let folder = replica_folder(dir, node);
-    let storage_error = |source| crate::storage::StorageError::Disk {
-        dir: folder.clone(),
-        source,
-    };
-    let mut disk = FileDisk::open(&folder).map_err(storage_error)?;
-    let new =
-        check_identity(&mut disk, &crate::storage::identity(config, node)).map_err(|source| {
-            crate::storage::StorageError::Identity {
-                dir: folder.clone(),
-                source,
-            }
-        })?;
+    let (disk, new) = crate::storage::role_disk(dir, config, node)?;
+    let folder = disk.dir().to_path_buf();
     let not_empty = || SnapshotError::NotEmpty {
         dir: folder.display().to_string(),
     };

@@ -82,7 +82,7 @@ pub fn identity(config: &ValidConfig, node: NodeId) -> String {
 
 /// The folder of `node`'s data under `dir`, opened and checked against its identity; returns
 /// it and whether it was new.
-fn role_disk(
+pub(crate) fn role_disk(
     dir: &Path,
     config: &ValidConfig,
     node: NodeId,

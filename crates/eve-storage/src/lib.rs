@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+mod checksum;
 mod disk;
 mod file_disk;
 mod identity;
@@ -27,6 +28,7 @@ mod log;
 mod shared;
 mod sim_disk;
 
+pub use checksum::{CHECKSUM_BYTES, ChecksumError, checked, with_checksum};
 pub use disk::{Disk, DiskError};
 pub use file_disk::FileDisk;
 pub use identity::{IDENTITY_FILE, IdentityError, check_identity};
