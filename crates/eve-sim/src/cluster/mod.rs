@@ -621,10 +621,10 @@ impl Cluster {
                 }
             }
             Event::Submit { client } => self.submit(client),
-            Event::Crash { replica } => self.take_down_replica(replica),
+            Event::Crash { replica } => self.take_down(NodeId::Replica(replica)),
             Event::Restart { replica } => self.restart(replica),
             Event::CrashVerifier { verifier } => {
-                self.take_down_verifier(verifier);
+                self.take_down(NodeId::Verifier(verifier));
                 self.verifiers[verifier.0 as usize].dead = true;
             }
             Event::FaultStart { slot, kind } => self.fault_start(slot, kind),
@@ -632,7 +632,7 @@ impl Cluster {
             Event::RestartAll => {
                 for i in 0..self.replicas.len() as u32 {
                     if self.replicas[i as usize].up {
-                        self.take_down_replica(ReplicaId(i));
+                        self.take_down(NodeId::Replica(ReplicaId(i)));
                     }
                     self.restart(ReplicaId(i));
                 }
@@ -667,21 +667,13 @@ impl Cluster {
         if !held.is_empty() {
             self.report.counts.overlapping_faults += 1;
         }
-        let fixed_faulty = |id: u32, node: &ReplicaNode, scenario: &Scenario| {
-            node.byzantine.is_some()
-                || (id == 0
-                    && (scenario.faults.corrupt_ppm > 0 || scenario.faults.missed_conflict_ppm > 0))
-        };
         let (candidates, preferred): (Vec<NodeId>, Option<NodeId>) = match self.slots[slot].role {
             Role::Replica => {
                 let view = self.replicas.iter().map(|r| r.driver.logic().view()).max();
                 let n = self.replicas.len() as u64;
                 let primary = view.map(|v| NodeId::Replica(ReplicaId((v.0 % n) as u32)));
                 let candidates = (0..self.replicas.len() as u32)
-                    .filter(|&i| {
-                        let node = &self.replicas[i as usize];
-                        node.up && !fixed_faulty(i, node, &self.scenario)
-                    })
+                    .filter(|&i| self.replicas[i as usize].up && !self.is_fixed_faulty(i as usize))
                     .map(|i| NodeId::Replica(ReplicaId(i)))
                     .collect();
                 (candidates, primary)
@@ -724,11 +716,7 @@ impl Cluster {
         let all = self.all_nodes();
         match kind {
             FaultKind::DiskFull => self.fill_disk(target),
-            FaultKind::CrashRestart => match target {
-                NodeId::Replica(id) => self.take_down_replica(id),
-                NodeId::Verifier(id) => self.take_down_verifier(id),
-                NodeId::Client(_) => unreachable!("slots strike replicas and verifiers"),
-            },
+            FaultKind::CrashRestart => self.take_down(target),
             FaultKind::Isolate => {
                 self.report.counts.partitions += 1;
                 self.network.partition(&[target], &all);

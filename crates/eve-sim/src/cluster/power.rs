@@ -61,12 +61,12 @@ impl Cluster {
         self.report.counts.power_failures += 1;
         for i in 0..self.replicas.len() as u32 {
             if self.replicas[i as usize].up {
-                self.take_down_replica(ReplicaId(i));
+                self.take_down(NodeId::Replica(ReplicaId(i)));
             }
         }
         for i in 0..self.verifiers.len() as u32 {
             if self.verifiers[i as usize].up {
-                self.take_down_verifier(VerifierId(i));
+                self.take_down(NodeId::Verifier(VerifierId(i)));
             }
         }
         if self.scenario.faults.disk_faults {
@@ -171,32 +171,23 @@ impl Cluster {
             && self.scenario.faults.byzantine_verifier_id as usize == index
     }
 
-    /// A replica goes down; its disk keeps what was synced and a seeded prefix of the rest.
-    pub(super) fn take_down_replica(&mut self, id: ReplicaId) {
+    /// A replica or verifier goes down; its disk keeps what was synced and a seeded prefix
+    /// of the rest.
+    pub(super) fn take_down(&mut self, node: NodeId) {
         self.report.counts.crashes += 1;
         // Drawn only for a disk, so that runs in memory draw what they always drew.
-        let seed = match self.replicas[id.0 as usize].disk {
-            Some(_) => self.rng.next_u64(),
-            None => 0,
-        };
-        let node = &mut self.replicas[id.0 as usize];
-        node.up = false;
-        if let Some(disk) = &node.disk {
-            disk.lock().crash(seed);
+        let disk = self.disk_of(node);
+        let seed = disk.as_ref().map_or(0, |_| self.rng.next_u64());
+        match node {
+            NodeId::Replica(id) => self.replicas[id.0 as usize].up = false,
+            NodeId::Verifier(id) => {
+                let verifier = &mut self.verifiers[id.0 as usize];
+                verifier.up = false;
+                verifier.store = None;
+            }
+            NodeId::Client(_) => unreachable!("clients do not crash"),
         }
-    }
-
-    /// A verifier goes down; its disk keeps what was synced and a seeded prefix of the rest.
-    pub(super) fn take_down_verifier(&mut self, id: VerifierId) {
-        self.report.counts.crashes += 1;
-        let seed = match self.verifiers[id.0 as usize].disk {
-            Some(_) => self.rng.next_u64(),
-            None => 0,
-        };
-        let node = &mut self.verifiers[id.0 as usize];
-        node.up = false;
-        node.store = None;
-        if let Some(disk) = &node.disk {
+        if let Some(disk) = disk {
             disk.lock().crash(seed);
         }
     }
@@ -308,7 +299,7 @@ impl Cluster {
     /// A verifier whose disk failed stops.
     fn halt_verifier(&mut self, id: VerifierId) {
         self.report.counts.disk_full_halts += 1;
-        self.take_down_verifier(id);
+        self.take_down(NodeId::Verifier(id));
     }
 
     /// `node`'s disk, in a durable run.
@@ -340,7 +331,7 @@ impl Cluster {
                 let halted = self.replicas[id.0 as usize].exec.halted().is_some();
                 self.report.counts.disk_full_halts += u64::from(halted);
                 if self.replicas[id.0 as usize].up {
-                    self.take_down_replica(id);
+                    self.take_down(node);
                 }
                 self.restart(id);
             }
