@@ -206,6 +206,7 @@ pub async fn metrics_text(node: &Node) -> String {
             );
         }
     }
+    let journal = node.journal();
     for (name, help, value) in [
         (
             "eve_state_objects",
@@ -220,18 +221,17 @@ pub async fn metrics_text(node: &Node) -> String {
         (
             "eve_journal_syncs",
             "Syncs of a durable replica's log (each covering every batch logged since the last).",
-            node.journal().map(|(syncs, _, _)| syncs),
+            journal.as_ref().map(|j| j.syncs),
         ),
         (
             "eve_journal_batches",
             "Batches a durable replica logged.",
-            node.journal().map(|(_, batches, _)| batches),
+            journal.as_ref().map(|j| j.batches),
         ),
         (
             "eve_journal_failed",
             "1 if a durable replica's journal failed (a full disk): it acknowledges nothing more.",
-            node.journal()
-                .map(|(_, _, halted)| usize::from(halted.is_some())),
+            journal.as_ref().map(|j| usize::from(j.failed.is_some())),
         ),
     ] {
         if let Some(value) = value {

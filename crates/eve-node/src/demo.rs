@@ -175,9 +175,9 @@ pub async fn run(options: DemoOptions) -> Result<()> {
                 }
             }
         }
-        if let Some((s, batches, _)) = node.journal() {
-            syncs += s;
-            logged += batches;
+        if let Some(journal) = node.journal() {
+            syncs += journal.syncs;
+            logged += journal.batches;
         }
         if let Some(stats) = node.exec_stats() {
             requests += stats.requests_executed;

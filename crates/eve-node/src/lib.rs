@@ -26,5 +26,7 @@ pub mod storage;
 pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};
 pub use clock::NodeClock;
 pub use exec_thread::{EXEC_QUEUE_COMMANDS_MAX, ExecHistograms};
-pub use node::{ClusterSpec, Metric, Node, NodeBuilder, NodeError, RoleStatus};
+pub use node::{
+    ClusterSpec, JournalReport, Metric, Node, NodeBuilder, NodeError, RoleStatus, incarnation_nonce,
+};
 pub use runner::COMMANDS_MAX;

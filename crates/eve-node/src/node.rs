@@ -213,12 +213,6 @@ impl NodeBuilder {
         self
     }
 
-    fn nonce() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    }
-
     /// Starts every role's endpoint, loop and execution thread.
     pub fn start(mut self) -> Result<Node, NodeError> {
         if self.replica.is_none() && self.verifier.is_none() {
@@ -262,7 +256,7 @@ impl NodeBuilder {
             let logic = match (&self.storage, recovered, self.restarted) {
                 (Storage::Disk(_), Some(recovered), _) => {
                     crate::storage::report_recovery(me, &recovered);
-                    ReplicaLogic::resume(id, &config, Self::nonce(), &recovered)
+                    ReplicaLogic::resume(id, &config, incarnation_nonce(), &recovered)
                 }
                 (Storage::Disk(_), None, _) | (Storage::Memory, _, None) => {
                     ReplicaLogic::new(id, &config)
@@ -321,7 +315,7 @@ impl NodeBuilder {
                                 "the verifier's memory on disk is lost or damaged: recovering from its peers"
                             );
                             (
-                                Verifier::restart(id, config.clone(), Self::nonce()),
+                                Verifier::restart(id, config.clone(), incarnation_nonce()),
                                 Some(store),
                             )
                         }
@@ -526,6 +520,26 @@ fn verifier_metrics(logic: &Verifier) -> Vec<Metric> {
     ]
 }
 
+/// What a durable replica's journal did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalReport {
+    /// Syncs of its log, each covering every batch logged since the one before.
+    pub syncs: usize,
+    /// Batches logged.
+    pub batches: usize,
+    /// Why the journal failed, if it did (a full disk): the replica reports nothing more
+    /// until it restarts.
+    pub failed: Option<String>,
+}
+
+/// A start-time nonce for an incarnation of a process: it must differ from every earlier
+/// incarnation's (see [`NodeBuilder::restarted`]), which the wall clock in nanoseconds does.
+pub fn incarnation_nonce() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
 /// A running node.
 pub struct Node {
     shutdown: watch::Sender<bool>,
@@ -604,12 +618,14 @@ impl Node {
         self.state_size.as_ref().map(|size| size.bytes())
     }
 
-    /// A durable replica's journal: syncs of its log and batches logged, and why it failed
-    /// if it did (`None` in memory).
-    pub fn journal(&self) -> Option<(usize, usize, Option<String>)> {
-        self.journal
-            .as_ref()
-            .map(|j| (j.syncs(), j.batches(), j.halted()))
+    /// What a durable replica's journal did, as of its last burst of commands (`None` in
+    /// memory).
+    pub fn journal(&self) -> Option<JournalReport> {
+        self.journal.as_ref().map(|j| JournalReport {
+            syncs: j.syncs(),
+            batches: j.batches(),
+            failed: j.halted(),
+        })
     }
 
     /// The replica's per-batch histograms (requests per batch, parallel batch width).

@@ -22,10 +22,7 @@ fn incarnation(config: &Path) -> Result<Option<u64>> {
         .unwrap_or(Path::new("."))
         .join(format!(".{stem}.started"));
     let restarted = marker.exists();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nonce = eve_node::incarnation_nonce();
     std::fs::write(&marker, nonce.to_string())
         .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(restarted.then_some(nonce))

@@ -417,9 +417,9 @@ async fn survives_stopping_everywhere(mode: ReplicationMode) {
     let journaled: usize = nodes
         .iter()
         .filter_map(|node| node.journal())
-        .map(|(_, batches, halted)| {
-            assert_eq!(halted, None);
-            batches
+        .map(|journal| {
+            assert_eq!(journal.failed, None);
+            journal.batches
         })
         .sum();
     assert!(journaled > 0, "replicas on disk log their batches");
