@@ -47,13 +47,19 @@ pub enum VerifierStoreError {
     Disk(#[from] DiskError),
     /// The last whole record does not decode: written by another version of eve, or damaged
     /// in a way its checksum did not catch.
-    #[error("the verifier's memory does not decode: {0}")]
+    #[error(
+        "the verifier's memory does not decode ({0}): move its folder aside and start it again, \
+         and it recovers from its peers"
+    )]
     Undecodable(String),
     /// A new verifier's store was asked for on a disk that holds a memory.
     #[error("the data directory already holds a verifier's memory: resume from it")]
     NotEmpty,
     /// The memory is another verifier's.
-    #[error("the data directory holds the memory of {found}, not of {expected}")]
+    #[error(
+        "the data directory holds the memory of {found}, not of {expected}: point storage.dir at \
+         this verifier's own data directory"
+    )]
     OtherVerifier {
         /// The verifier starting.
         expected: VerifierId,

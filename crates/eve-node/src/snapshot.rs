@@ -49,7 +49,11 @@ pub enum SnapshotError {
         source: std::io::Error,
     },
     /// The data directory holds no checkpoint that is whole and makes its root.
-    #[error("{dir}: no sound checkpoint to save{}", refused_list(.refused))]
+    #[error(
+        "{dir}: no sound checkpoint to save{}; a replica writes one every checkpoint_interval \
+         committed batches, so save again once it has committed that many",
+        refused_list(.refused)
+    )]
     NoCheckpoint {
         /// The replica's folder.
         dir: String,
@@ -57,7 +61,7 @@ pub enum SnapshotError {
         refused: Vec<String>,
     },
     /// The file is not a whole snapshot.
-    #[error("{path}: not a snapshot, or damaged: {why}")]
+    #[error("{path}: not a snapshot, or damaged: {why}; save it again from a replica")]
     Damaged {
         /// The file.
         path: String,

@@ -11,7 +11,10 @@ pub const IDENTITY_FILE: &str = "IDENTITY";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     /// The directory holds another cluster's or another node's data.
-    #[error("the data directory belongs to {found:?}, not to {expected:?}")]
+    #[error(
+        "the data directory belongs to {found:?}, not to {expected:?}: point storage.dir at \
+         this node's own data directory"
+    )]
     Foreign {
         /// The identity it should hold.
         expected: String,
