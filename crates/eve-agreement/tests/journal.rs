@@ -286,3 +286,58 @@ fn a_replica_whose_disk_is_full_reports_nothing_and_says_why() {
         "batch 1 was logged, batch 2 never was"
     );
 }
+
+/// A batch whose writes exceed `LOGGED_WRITES_BYTES_MAX` is logged without them and replayed
+/// by executing it again, which must produce its logged root.
+#[test]
+fn a_batch_too_large_to_log_its_writes_is_replayed_by_executing_it_again() {
+    let disk = SharedDisk::new(SimDisk::new(1 << 30));
+    let mut exec = durable(&disk);
+    let value = "x".repeat(60 << 10);
+    let requests: Vec<Request> = (1..=150u64)
+        .map(|c| Request {
+            client: ClientId(c),
+            request_no: RequestNo(1),
+            op: KvOp::Put {
+                key: Bytes::from(format!("big{c}")),
+                value: Bytes::from(value.clone()),
+            }
+            .encode(),
+            signature: None,
+        })
+        .collect();
+    let written: usize = requests.iter().map(|r| r.op.len()).sum();
+    assert!(written > eve_agreement::journal::LOGGED_WRITES_BYTES_MAX);
+    let big = Batch {
+        requests,
+        ..batch(1, "v")
+    };
+    let root = execute(&mut exec, big);
+    execute(&mut exec, batch(2, "v"));
+    disk.lock().crash(0);
+    let (exec, recovered) = recover(&disk);
+    let replayed: Vec<u64> = recovered.replayed.iter().map(|b| b.batch.seq.0).collect();
+    assert_eq!(replayed, [1, 2], "{:?}", recovered.unproven);
+    assert_eq!(exec.executor().state().root_of(BatchSeq(1)).unwrap(), root);
+}
+
+/// A whole record (its checksum holds) that is not a batch, written by something else than
+/// this journal, stops the replay there and says so.
+#[test]
+fn a_whole_record_that_is_not_a_batch_stops_the_replay_and_says_so() {
+    let disk = SharedDisk::new(SimDisk::new(1 << 30));
+    let mut exec = durable(&disk);
+    execute(&mut exec, batch(1, "v"));
+    {
+        let mut raw = disk.clone();
+        let mut log = eve_storage::RecordLog::open(&mut raw, "batches.log")
+            .unwrap()
+            .log;
+        log.append(&mut raw, b"not a batch").unwrap();
+        log.sync(&mut raw).unwrap();
+    }
+    let (exec, recovered) = recover(&disk);
+    assert_eq!(recovered.replayed.len(), 1);
+    assert!(recovered.replay_stopped.is_some(), "{recovered:?}");
+    assert_eq!(exec.executor().state().sealed_version(), BatchSeq(1));
+}
