@@ -385,6 +385,15 @@ async fn with_r_1_a_verifier_without_an_ed25519_key_refuses_to_start() {
     assert!(started.is_ok(), "a verifier with an ed25519 key starts");
 }
 
+/// Client `id` of the cluster, with a long timeout: after a whole cluster restarts, the first
+/// call waits for a view change, which a loaded machine slows down.
+fn patient_client(spec: &ClusterSpec, ca: &ClusterCa, id: u64) -> EveClient {
+    let id = ClientId(id);
+    EveClient::connect(spec, id, &ca.issue(NodeId::Client(id)).unwrap())
+        .unwrap()
+        .with_timeout(Duration::from_secs(60))
+}
+
 /// Every node of a cluster on disk stops at once and starts again from its data directory:
 /// every acknowledged write is still there, and the cluster goes on serving.
 async fn survives_stopping_everywhere(mode: ReplicationMode) {
@@ -398,15 +407,7 @@ async fn survives_stopping_everywhere(mode: ReplicationMode) {
         .map(|node| (node, ca.issue(node).unwrap()))
         .collect();
     let nodes = start_cluster_again(&spec, &credentials, &storage).await;
-    // A long timeout: after the restart the first call waits for a view change, which a
-    // loaded machine can slow down.
-    let connect = |i: u64| {
-        let id = ClientId(i);
-        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap())
-            .unwrap()
-            .with_timeout(Duration::from_secs(60))
-    };
-    let client = connect(1);
+    let client = patient_client(&spec, &ca, 1);
     for n in 0..30 {
         client
             .call(put(&format!("k{}", n % 7), &format!("v{n}")))
@@ -434,14 +435,8 @@ async fn survives_stopping_everywhere(mode: ReplicationMode) {
         .map(|&node| (node, free_addr()))
         .collect();
     let spec = ClusterSpec::new(spec.config.clone(), addresses).unwrap();
-    let connect = |i: u64| {
-        let id = ClientId(i);
-        EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id)).unwrap())
-            .unwrap()
-            .with_timeout(Duration::from_secs(60))
-    };
     let nodes = start_cluster_again(&spec, &credentials, &storage).await;
-    let client = connect(2);
+    let client = patient_client(&spec, &ca, 2);
     for k in 0..7 {
         let last = (0..30).rev().find(|n| n % 7 == k).unwrap();
         let read = match client.call(get(&format!("k{k}"))).await {
@@ -531,12 +526,7 @@ async fn a_snapshot_moves_a_state_to_a_new_cluster_and_a_damaged_one_is_refused(
     let data = tempfile::tempdir().unwrap();
     let storage = Storage::Disk(data.path().to_path_buf());
     let nodes = start_cluster_with(&spec, &ca, &storage);
-    let client = EveClient::connect(
-        &spec,
-        ClientId(1),
-        &ca.issue(NodeId::Client(ClientId(1))).unwrap(),
-    )
-    .unwrap();
+    let client = patient_client(&spec, &ca, 1);
     for n in 0..80 {
         client
             .call(put(&format!("k{n}"), &format!("v{n}")))
@@ -584,13 +574,7 @@ async fn a_snapshot_moves_a_state_to_a_new_cluster_and_a_damaged_one_is_refused(
     assert!(again.contains("already holds"), "{again}");
 
     let nodes = start_cluster_with(&new_spec, &new_ca, &Storage::Disk(new_data.path().into()));
-    let client = EveClient::connect(
-        &new_spec,
-        ClientId(9),
-        &new_ca.issue(NodeId::Client(ClientId(9))).unwrap(),
-    )
-    .unwrap()
-    .with_timeout(Duration::from_secs(60));
+    let client = patient_client(&new_spec, &new_ca, 9);
     for n in [0, 31, 63] {
         let read = client.call(get(&format!("k{n}"))).await.unwrap();
         assert_eq!(
