@@ -478,6 +478,28 @@ fn no_possible_quorum_changes_view_and_the_new_primary_re_executes_sequentially(
         "the leader announces the view, starting after the last committed batch"
     );
     v1.handle_message(T0, verifier(1), new_view);
+    // The start is committed again in view 1 before any replica hears of the view: replicas
+    // roll back only once a verifier quorum entered it (seed 11560).
+    let commit_start = Message::Commit {
+        view: View(1),
+        seq: BatchSeq(0),
+        token: genesis,
+        signature: None,
+    };
+    assert_eq!(
+        drain_verifier(&mut v1),
+        (0..3)
+            .map(|v| send(verifier(v), commit_start.clone()))
+            .collect::<Vec<_>>(),
+        "entering the view, the verifier commits its start in it and tells no replica yet"
+    );
+    v1.handle_message(T0, verifier(1), commit_start.clone());
+    assert_eq!(
+        drain_verifier(&mut v1),
+        vec![],
+        "one commit is not a quorum: replicas still hear nothing"
+    );
+    v1.handle_message(T0, verifier(0), commit_start);
     let announce = Message::Verified {
         view: View(1),
         seq: BatchSeq(0),

@@ -75,7 +75,7 @@ impl Verifier {
         if view != self.view || self.changing.is_some() {
             return;
         }
-        let sent: Vec<(Round, Lock)> = self
+        let mut sent: Vec<(Round, Lock)> = self
             .slots
             .iter()
             .filter(|(seq, _)| **seq >= after)
@@ -86,6 +86,23 @@ impl Verifier {
                 prepare.into_iter().chain(commit)
             })
             .collect();
+        // With `r = 0` the start of the view, once opened here, is known only by its votes
+        // (with `r >= 1` its commit certificate went out above): repeat this verifier's.
+        if let Some((entered, start, token)) = self.entered
+            && entered == view
+            && start >= after
+            && !self.proves()
+            && !self.slots.contains_key(&start)
+        {
+            sent.push((
+                Round::Commit,
+                Lock {
+                    view,
+                    seq: start,
+                    token,
+                },
+            ));
+        }
         if !self.may_vote() {
             return;
         }
@@ -107,6 +124,15 @@ impl Verifier {
             return;
         }
         if seq <= self.committed {
+            return;
+        }
+        if self.opening.is_some_and(|(start, _)| start == seq) {
+            // The start opens this view only once it is committed in this view: the peer may
+            // have committed it in an older one (see `begin_opening`). Peers repeat their
+            // votes for the start instead.
+            self.counters
+                .drops
+                .count("vouch-for-the-start-of-an-opening-view");
             return;
         }
         let voters = self

@@ -4,9 +4,9 @@
 //! quorum of them and announces `NewView`: the view starts after the highest committed batch
 //! reported, or after the highest lock of the highest view reported if that is higher (a
 //! batch committed anywhere was locked by a commit quorum, which every view-change quorum
-//! meets; locks of older views were folded into the start of a later view). Verifiers then
-//! tell execution replicas, which roll back to that batch and re-execute what follows,
-//! sequentially first.
+//! meets; locks of older views were folded into the start of a later view). Verifiers commit
+//! the start again in the new view (`begin_opening`) and then tell execution replicas, which
+//! roll back to that batch and re-execute what follows, sequentially first.
 //!
 //! With `r >= 1` verifiers prove what they claim (`docs/PROTOCOL.md`, "Verifier
 //! certificates"): a `ViewChange` carries the commit certificate of its last committed batch
@@ -315,48 +315,45 @@ impl Verifier {
         if start < self.committed {
             self.counters.drops.count("new-view-below-committed");
         }
-        if self.proves() {
-            self.begin_opening(now, start, token);
-            return;
-        }
-        if start >= self.committed {
-            self.committed = start;
-            self.committed_token = token;
-            self.recent.retain(|&s, _| s < start);
-            self.remember(start, token, None);
-        }
-        self.entered = Some((view, self.committed, self.committed_token));
-        self.send_replicas(Message::Verified {
-            view,
-            seq: start,
-            token,
-            sequential: true,
-        });
+        self.begin_opening(now, start, token);
     }
 
-    /// With `r >= 1`: the view's start is prepared and committed again in the view before
-    /// anyone is told of it, so that every lock and commit of this view is proven by votes of
-    /// this view (a claim of a new view's start would otherwise need the whole `NewView` as
-    /// proof, and that its own `ViewChange`s, without end).
+    /// The view's start is committed again in the view before anyone is told of it (prepared
+    /// and committed with `r >= 1`, committed with `r = 0`). Replicas roll back to the start
+    /// only once a verifier quorum voted for it in this view, so every later view-change
+    /// quorum holds a verifier that entered this view and reports the start as its lock: a
+    /// lock of an older view above the start, which replicas gave up when they followed this
+    /// view, can never outrank it again. Without this round, one verifier entering a view was
+    /// enough to roll replicas back, and a later view whose quorum never heard of that view
+    /// could start after an older lock no replica held any more: the cluster stalled (seed
+    /// 11560 of `--mode 1,0`). With `r >= 1` it also makes every lock and commit of this view
+    /// provable by votes of this view (a claim of a new view's start would otherwise need the
+    /// whole `NewView` as proof, and that its own `ViewChange`s, without end).
     fn begin_opening(&mut self, now: Time, start: BatchSeq, token: Token) {
         self.opening = Some((start, token));
+        let round = if self.proves() {
+            Round::Prepare
+        } else {
+            Round::Commit
+        };
         let slot = VSlot {
-            sent_prepare: Some(token),
+            sent_prepare: (round == Round::Prepare).then_some(token),
+            sent_commit: (round == Round::Commit).then_some(token),
             first_seen: Some(now),
             ..VSlot::default()
         };
         self.slots.insert(start, slot);
         if self.may_vote() {
             let view = self.view;
-            let prepare = self.signed_vote(
-                Round::Prepare,
+            let vote = self.signed_vote(
+                round,
                 Lock {
                     view,
                     seq: start,
                     token,
                 },
             );
-            self.send_verifiers(prepare);
+            self.send_verifiers(vote);
         }
     }
 
