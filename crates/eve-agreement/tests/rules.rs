@@ -737,6 +737,82 @@ fn a_new_view_ignores_locks_of_views_older_than_the_latest_entered() {
 }
 
 #[test]
+fn a_view_opens_only_on_commits_of_its_start_in_the_view_and_a_lagging_peer_gets_them_again() {
+    // View 1 starts after a lock on batch 1 of view 0. A peer's word that batch 1 committed
+    // says nothing about view 1 (it may have committed in view 0): only a commit quorum of
+    // view 1 for the start tells replicas to roll back to it.
+    let mut v0 = Verifier::new(VerifierId(0), config());
+    let token = roots(0, 1).token(BatchSeq(1));
+    v0.handle_message(
+        T0,
+        verifier(1),
+        Message::NewView {
+            proof: Vec::new(),
+            view: View(1),
+            start: BatchSeq(1),
+            token,
+        },
+    );
+    let commit_start = Message::Commit {
+        view: View(1),
+        seq: BatchSeq(1),
+        token,
+        signature: None,
+    };
+    assert_eq!(drain_verifier(&mut v0), to_verifiers(commit_start.clone()));
+    v0.handle_message(
+        T0,
+        verifier(2),
+        Message::Verified {
+            view: View(1),
+            seq: BatchSeq(1),
+            token,
+            sequential: false,
+        },
+    );
+    assert_eq!(
+        drain_verifier(&mut v0),
+        vec![],
+        "a vouch does not open the view"
+    );
+    v0.handle_message(T0, verifier(0), commit_start.clone());
+    v0.handle_message(T0, verifier(2), commit_start.clone());
+    let announce = Message::Verified {
+        view: View(1),
+        seq: BatchSeq(1),
+        token,
+        sequential: true,
+    };
+    assert_eq!(
+        drain_verifier(&mut v0),
+        [R0, R1, R2]
+            .map(|r| send(replica(r), announce.clone()))
+            .to_vec(),
+        "a commit quorum of view 1 opens it"
+    );
+    assert_eq!(
+        v0.counters()
+            .drops
+            .get("vouch-for-the-start-of-an-opening-view"),
+        1
+    );
+    // Verifier 1 missed those commits: asked, v0 repeats its vote for the start.
+    v0.handle_message(
+        T0,
+        verifier(1),
+        Message::Lagging {
+            view: View(1),
+            committed: BatchSeq(0),
+        },
+    );
+    let answers = drain_verifier(&mut v0);
+    assert!(
+        answers.contains(&send(verifier(1), commit_start)),
+        "the start's vote is repeated: {answers:?}"
+    );
+}
+
+#[test]
 fn a_recovered_verifier_casts_no_vote_in_a_view_it_may_have_voted_in() {
     // A verifier restarted in view 0: once two peers answered, it knows view 0 and may have
     // voted in it before; a token quorum there gets no `Commit` from it.
