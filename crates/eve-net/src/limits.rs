@@ -29,6 +29,13 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive packets keep a quiet connection open (shorter than [`IDLE_TIMEOUT`]).
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The round-trip time a connection assumes before it measured one. QUIC's default (333 ms)
+/// suits the open internet; a cluster's nodes are a few milliseconds apart at most, and the
+/// first handshake packets of a node dialing a peer that is not listening yet are lost: with
+/// the default they are sent again only after about a second, longer than a verifier waits
+/// for a batch to commit, so every cluster started with a view change.
+pub const INITIAL_RTT: Duration = Duration::from_millis(30);
+
 /// The first delay before redialing a peer; it doubles on each failure.
 pub const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
 

@@ -6,7 +6,8 @@
 use crate::certs::Credentials;
 use crate::identity::{dns_name, parse_dns_name};
 use crate::limits::{
-    IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, RECEIVE_WINDOW, STREAM_RECEIVE_WINDOW, UNI_STREAMS_MAX,
+    IDLE_TIMEOUT, INITIAL_RTT, KEEP_ALIVE_INTERVAL, RECEIVE_WINDOW, STREAM_RECEIVE_WINDOW,
+    UNI_STREAMS_MAX,
 };
 use eve_agreement::NodeId;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -242,6 +243,7 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
         .stream_receive_window(STREAM_RECEIVE_WINDOW.into())
         .receive_window(RECEIVE_WINDOW.into())
         .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .initial_rtt(INITIAL_RTT)
         .max_idle_timeout(Some(
             IDLE_TIMEOUT
                 .try_into()

@@ -163,6 +163,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let (mut mismatches, mut transfers, mut rollbacks, mut sequential) = (0, 0, 0, 0);
     let (mut requests, mut parallel_batches) = (0, 0);
     let (mut syncs, mut logged) = (0, 0);
+    let mut views_entered = 0;
     for node in &nodes {
         for role in node.status().await {
             for m in &role.metrics {
@@ -171,6 +172,9 @@ pub async fn run(options: DemoOptions) -> Result<()> {
                     "eve_state_transfers_completed_total" => transfers += m.value,
                     "eve_rollbacks_total" => rollbacks += m.value,
                     "eve_sequential_executions_total" => sequential += m.value,
+                    "eve_verifier_views_entered_total" => {
+                        views_entered = views_entered.max(m.value)
+                    }
                     _ => {}
                 }
             }
@@ -202,6 +206,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         "divergences       {mismatches} detected, repaired by {transfers} state transfers, \
          {rollbacks} rollbacks, {sequential} sequential re-executions"
     );
+    println!("view changes      {views_entered}");
     if syncs > 0 {
         println!(
             "journal           {:.0} log syncs/s per replica, {:.1} batches per sync",
