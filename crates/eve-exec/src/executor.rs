@@ -338,9 +338,15 @@ impl<A: Application> BatchRun<'_, A> {
     /// one), and records the reply in the cache.
     fn run_one(&self, i: usize) {
         let request = &self.requests[i];
-        let outcome = match reply_cache::lookup(self.state, request.client) {
-            Some(cached) if cached.request_no == request.request_no => Outcome::Duplicate(cached),
-            Some(cached) if cached.request_no > request.request_no => {
+        let last = reply_cache::last_request_no(self.state, request.client);
+        let outcome = match last {
+            Some(last) if last == request.request_no => {
+                Outcome::Duplicate(reply_cache::lookup(self.state, request.client).expect(
+                    "the entry just read is still there: only the thread running this client's \
+                     request writes it",
+                ))
+            }
+            Some(last) if last > request.request_no => {
                 self.counters.stale.fetch_add(1, Ordering::Relaxed);
                 Outcome::Stale
             }
@@ -349,11 +355,9 @@ impl<A: Application> BatchRun<'_, A> {
                 reply_cache::record(
                     self.state,
                     request.client,
-                    &CachedReply {
-                        request_no: request.request_no,
-                        seq: self.seq,
-                        body: body.clone(),
-                    },
+                    request.request_no,
+                    self.seq,
+                    &body,
                 );
                 Outcome::Executed(body)
             }

@@ -13,6 +13,18 @@ const NODE_KEY: &[u8; 32] = b"eve merkle inner node, version 1";
 
 /// The hash of one object: `H(0x00 || key length (u32 LE) || key || value)`.
 pub fn leaf_hash(key: &[u8], value: &[u8]) -> Digest {
+    // Small objects (most of them, and every reply-cache entry of a short reply) are laid out
+    // in one buffer on the stack and hashed at once: cheaper than an incremental hasher.
+    const INLINE: usize = 256;
+    let len = 1 + 4 + key.len() + value.len();
+    if len <= INLINE {
+        let mut input = [0u8; INLINE];
+        input[0] = LEAF_DOMAIN;
+        input[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        input[5..5 + key.len()].copy_from_slice(key);
+        input[5 + key.len()..len].copy_from_slice(value);
+        return Digest(*blake3::hash(&input[..len]).as_bytes());
+    }
     let mut hasher = blake3::Hasher::new();
     hasher.update(&[LEAF_DOMAIN]);
     hasher.update(&(key.len() as u32).to_le_bytes());
@@ -24,13 +36,29 @@ pub fn leaf_hash(key: &[u8], value: &[u8]) -> Digest {
 /// The hash of a bucket from the leaf hashes of its objects in key order:
 /// `keyed_H(BUCKET_KEY, leaf_1 || ... || leaf_n)`; an empty bucket hashes the empty input.
 pub fn bucket_hash<'a>(leaves: impl IntoIterator<Item = &'a Digest>) -> Digest {
-    // One contiguous input hashes faster than many 32-byte updates.
-    let leaves = leaves.into_iter();
-    let mut input = Vec::with_capacity(32 * leaves.size_hint().0);
+    // One contiguous input hashes faster than many 32-byte updates; buckets sized to the
+    // state (a handful of objects) fit a buffer on the stack.
+    const INLINE_LEAVES: usize = 32;
+    let mut inline = [0u8; 32 * INLINE_LEAVES];
+    let mut heap = Vec::new();
+    let mut len = 0;
     for leaf in leaves {
-        input.extend_from_slice(leaf.as_bytes());
+        if len < inline.len() {
+            inline[len..len + 32].copy_from_slice(leaf.as_bytes());
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&inline);
+            }
+            heap.extend_from_slice(leaf.as_bytes());
+        }
+        len += 32;
     }
-    Digest(*blake3::keyed_hash(BUCKET_KEY, &input).as_bytes())
+    let input = if heap.is_empty() {
+        &inline[..len]
+    } else {
+        &heap[..]
+    };
+    Digest(*blake3::keyed_hash(BUCKET_KEY, input).as_bytes())
 }
 
 /// The hash of an empty bucket.
@@ -62,6 +90,30 @@ mod tests {
         let zero = Digest::ZERO;
         assert_ne!(bucket_hash([&zero, &zero]), node_hash(&zero, &zero));
         assert_ne!(leaf_hash(b"", b""), empty_bucket_hash());
+    }
+
+    #[test]
+    fn the_inline_paths_hash_what_the_incremental_ones_do() {
+        for len in [0usize, 10, 250, 251, 252, 300, 5000] {
+            let value = vec![7u8; len];
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&[LEAF_DOMAIN]);
+            hasher.update(&1u32.to_le_bytes());
+            hasher.update(b"k");
+            hasher.update(&value);
+            assert_eq!(
+                leaf_hash(b"k", &value),
+                Digest(*hasher.finalize().as_bytes())
+            );
+        }
+        for n in [0usize, 1, 2, 31, 32, 33, 100] {
+            let leaves: Vec<Digest> = (0..n).map(|i| Digest([i as u8; 32])).collect();
+            let input: Vec<u8> = leaves.iter().flat_map(|l| l.as_bytes().to_vec()).collect();
+            assert_eq!(
+                bucket_hash(&leaves),
+                Digest(*blake3::keyed_hash(BUCKET_KEY, &input).as_bytes())
+            );
+        }
     }
 
     #[test]

@@ -143,7 +143,14 @@ impl StateStore {
 
     /// The value of `key` now, including writes of the working version.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
-        self.buckets[self.bucket_of(key)].read().get(key).cloned()
+        self.read(key, |value| value.cloned())
+    }
+
+    /// Reads the value of `key` now in place: `read` sees it (`None` if absent) while the
+    /// store holds its bucket's read lock, so a caller that needs a few bytes of a value takes
+    /// no share of it. `read` must not write to the store.
+    pub fn read<T>(&self, key: &[u8], read: impl FnOnce(Option<&Bytes>) -> T) -> T {
+        read(self.buckets[self.bucket_of(key)].read().get(key))
     }
 
     /// Writes `key` in the working version. The first write to a key in a version keeps the
@@ -311,11 +318,17 @@ impl StateStore {
     /// version below are dropped, so the store can no longer roll back below it.
     pub fn mark_stable(&mut self, version: BatchSeq) -> Result<(), StateError> {
         let root = self.root_of(version)?;
-        let mut buckets = BTreeSet::new();
+        let mut buckets: Vec<u32> = Vec::new();
         while self.history.front().is_some_and(|r| r.version <= version) {
             let record = self.history.pop_front().expect("checked non-empty");
-            buckets.extend(record.touched);
+            if buckets.is_empty() {
+                buckets = record.touched;
+            } else {
+                buckets.extend(record.touched);
+            }
         }
+        buckets.sort_unstable();
+        buckets.dedup();
         for b in buckets {
             self.buckets[b as usize]
                 .get_mut()
