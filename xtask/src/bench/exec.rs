@@ -24,7 +24,10 @@ use eve_exec::{ExecMode, Executor, ThreadPoolRunner};
 use eve_mixer::GreedyMixer;
 use eve_state::{StateConfig, StateStore};
 use eve_types::NonDet;
-use eve_types::limits::{BATCH_REQUESTS_MAX, EXECUTOR_THREADS_MAX};
+use eve_types::limits::{
+    BATCH_REQUESTS_MAX, EXECUTOR_THREADS_MAX, MERKLE_BUCKET_BITS_MAX, MERKLE_BUCKET_BITS_MIN,
+    OBJECT_VALUE_BYTES_MAX,
+};
 use plain::PlainLimits;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -61,6 +64,11 @@ pub struct ExecArgs {
     /// Seed of the generator that picks the conflicting requests
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The state's Merkle tree has 2^BITS buckets [default: sized to the state as
+    /// docs/OPERATIONS.md advises, about 16 objects per bucket: 2^7 for the 2,000 objects of
+    /// a 1,000-request batch]
+    #[arg(long = "bucket-bits", value_name = "BITS")]
+    bucket_bits: Option<u8>,
     /// Also write the results as Markdown to FILE, and as CSV next to it
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -77,7 +85,11 @@ struct Sweep {
     warmup: Duration,
     measure: Duration,
     seed: u64,
+    bucket_bits: Option<u8>,
 }
+
+/// Objects per bucket when the state is sized as `docs/OPERATIONS.md` advises.
+const OBJECTS_PER_BUCKET: usize = 16;
 
 /// Longest measurement a point may ask for, in seconds.
 const MEASURE_SECONDS_MAX: f64 = 600.0;
@@ -116,6 +128,13 @@ impl Sweep {
             "--seconds {seconds}: must be more than 0 and at most {MEASURE_SECONDS_MAX}"
         );
         let measure = Duration::from_secs_f64(seconds);
+        if let Some(bits) = args.bucket_bits {
+            ensure!(
+                (MERKLE_BUCKET_BITS_MIN..=MERKLE_BUCKET_BITS_MAX).contains(&bits),
+                "--bucket-bits {bits}: must be in {MERKLE_BUCKET_BITS_MIN} ..= \
+                 {MERKLE_BUCKET_BITS_MAX}"
+            );
+        }
         Ok(Self {
             threads,
             work_us,
@@ -125,6 +144,18 @@ impl Sweep {
             warmup: (measure / 10).clamp(Duration::from_millis(20), Duration::from_millis(500)),
             measure,
             seed: args.seed,
+            bucket_bits: args.bucket_bits,
+        })
+    }
+
+    /// The state's bucket bits for batches of `batch` requests: `--bucket-bits`, or about 16
+    /// of the state's objects per bucket (each request's object and its client's reply-cache
+    /// entry, plus the hot object).
+    fn bucket_bits_for(&self, batch: usize) -> u8 {
+        self.bucket_bits.unwrap_or_else(|| {
+            let buckets = (2 * batch + 1).div_ceil(OBJECTS_PER_BUCKET);
+            let bits = buckets.next_power_of_two().trailing_zeros() as u8;
+            bits.clamp(MERKLE_BUCKET_BITS_MIN, MERKLE_BUCKET_BITS_MAX)
         })
     }
 
@@ -149,7 +180,7 @@ fn pick<T: Clone>(given: &Option<Vec<T>>, quick: bool, full: &[T], quick_list: &
     }
 }
 
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
     Column {
         name: "work_us",
         width: 7,
@@ -169,6 +200,10 @@ const COLUMNS: [Column; 12] = [
     Column {
         name: "hot",
         width: 4,
+    },
+    Column {
+        name: "bucket_bits",
+        width: 11,
     },
     Column {
         name: "seq_req_s",
@@ -227,7 +262,8 @@ pub fn run(args: &ExecArgs) -> Result<()> {
     println!(
         "\nspeedup = par_req_s / seq_req_s; limit_speedup = the same work on `threads` plain \
          threads / on 1; efficiency = speedup / limit_speedup; hot = requests per batch that \
-         write the shared object; seq_vs_plain = seq_req_s / the plain 1-thread rate.\n"
+         write the shared object; bucket_bits: the state has 2^bucket_bits Merkle buckets; \
+         seq_vs_plain = seq_req_s / the plain 1-thread rate.\n"
     );
     let mut table = Table::new(&COLUMNS);
     for &work_us in &sweep.work_us {
@@ -251,6 +287,8 @@ fn sweep_work(
 ) -> Result<()> {
     let rounds = calibration.rounds_for(work_us)?;
     let batch = sweep.batch_for(work_us);
+    let bits = sweep.bucket_bits_for(batch);
+    let new_state = || new_state(bits);
     let mut limits = PlainLimits::measure_one_thread(rounds, batch, sweep.warmup, sweep.measure);
     for &conflict_pct in &sweep.conflict_pcts {
         let workload = || Workload::new(batch, rounds, conflict_pct, sweep.seed);
@@ -277,6 +315,7 @@ fn sweep_work(
                 threads.to_string(),
                 batch.to_string(),
                 hot.to_string(),
+                bits.to_string(),
                 format!("{:.0}", seq.rate()),
                 format!("{:.0}", par.rate()),
                 format!("{speedup:.2}"),
@@ -290,9 +329,10 @@ fn sweep_work(
     Ok(())
 }
 
-/// A fresh state of the default shape (2^16 buckets), as a replica starts with.
-fn new_state() -> StateStore {
-    StateStore::new(StateConfig::default())
+/// A fresh state of `2^bits` buckets.
+fn new_state(bits: u8) -> StateStore {
+    let config = StateConfig::new(bits, OBJECT_VALUE_BYTES_MAX).expect("bits checked in range");
+    StateStore::new(config)
 }
 
 /// What one measurement counted.
