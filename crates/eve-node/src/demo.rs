@@ -2,14 +2,13 @@
 //! key-value workload from many clients, with a progress bar and a summary: throughput,
 //! latency percentiles, parallel batch width, and divergences detected and repaired.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
-use eve_agreement::NodeId;
 use eve_apps::{KvOp, KvWithRacy, RACY_OP};
-use eve_net::ClusterCa;
-use eve_node::{ClusterSpec, EveClient, NodeBuilder};
-use eve_types::{ClientId, ClusterConfig, ReplicaId, ReplicationMode, SplitMix64, VerifierId};
-use std::collections::BTreeMap;
+use eve_node::Execution;
+use eve_node::local::{LocalCluster, LocalOptions};
+use eve_node::storage::Storage;
+use eve_types::{ClientId, ReplicationMode, SplitMix64};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -52,51 +51,39 @@ pub struct DemoOptions {
     /// The data directory with `--storage disk` (kept at the end).
     #[arg(long)]
     pub data: Option<std::path::PathBuf>,
+    /// How replicas run a batch: `parallel` (Eve's mixer) or `sequential` (one request after
+    /// another: classic state machine replication, the baseline).
+    #[arg(long, default_value = "parallel", value_parser = ["parallel", "sequential"])]
+    pub execution: String,
 }
 
 pub async fn run(options: DemoOptions) -> Result<()> {
-    let config = ClusterConfig::new(ReplicationMode::Eve {
+    let mode = ReplicationMode::Eve {
         u: options.u,
         r: options.r,
-    })
-    .validate()?;
-    let sizes = config.sizes();
-    let nodes_wanted = (0..sizes.n_exec as u32)
-        .map(|i| NodeId::Replica(ReplicaId(i)))
-        .chain((0..sizes.n_ver as u32).map(|i| NodeId::Verifier(VerifierId(i))));
-    let addresses: BTreeMap<_, _> = nodes_wanted
-        .zip(options.base_port..)
-        .map(|(node, port)| (node, ([127, 0, 0, 1], port).into()))
-        .collect();
-    let spec = ClusterSpec::new(config, addresses)?;
-    let ca = ClusterCa::generate("demo")?;
+    };
     let (storage, scratch) = match (options.storage.as_str(), &options.data) {
-        ("disk", Some(dir)) => (eve_node::storage::Storage::Disk(dir.clone()), None),
+        ("disk", Some(dir)) => (Storage::Disk(dir.clone()), None),
         ("disk", None) => {
             let dir = std::env::temp_dir().join(format!("eve-demo-{}", std::process::id()));
-            (eve_node::storage::Storage::Disk(dir.clone()), Some(dir))
+            (Storage::Disk(dir.clone()), Some(dir))
         }
-        _ => (eve_node::storage::Storage::Memory, None),
+        _ => (Storage::Memory, None),
     };
-    let mut nodes = Vec::new();
-    for i in 0..sizes.n_exec.max(sizes.n_ver) as u32 {
-        let mut builder = NodeBuilder::new(spec.clone()).storage(storage.clone());
-        if let Some(threads) = options.threads {
-            builder = builder.threads(threads);
-        }
-        if (i as usize) < sizes.n_exec {
-            let creds = ca.issue(NodeId::Replica(ReplicaId(i)))?;
-            builder = builder.replica(ReplicaId(i), creds, KvWithRacy::new(200));
-        }
-        if (i as usize) < sizes.n_ver {
-            let creds = ca.issue(NodeId::Verifier(VerifierId(i)))?;
-            builder = builder.verifier(VerifierId(i), creds);
-        }
-        nodes.push(builder.start().context("starting a node")?);
-    }
+    let local = LocalOptions {
+        storage: storage.clone(),
+        threads: options.threads,
+        execution: match options.execution.as_str() {
+            "sequential" => Execution::Sequential,
+            _ => Execution::Parallel,
+        },
+        ..LocalOptions::new(mode, options.base_port)
+    };
+    let cluster = LocalCluster::start(&local, |_| KvWithRacy::new(200))?;
+    let sizes = cluster.spec().config.sizes();
     println!(
         "eve demo: u = {}, r = {}: {} replicas and {} verifiers on loopback QUIC with mutual TLS, \
-         {} clients, {} s, state {}",
+         {} clients, {} s, state {}, {} execution",
         options.u,
         options.r,
         sizes.n_exec,
@@ -104,9 +91,10 @@ pub async fn run(options: DemoOptions) -> Result<()> {
         options.clients,
         options.seconds,
         match &storage {
-            eve_node::storage::Storage::Disk(dir) => format!("on disk in {}", dir.display()),
-            eve_node::storage::Storage::Memory => "in memory".to_owned(),
-        }
+            Storage::Disk(dir) => format!("on disk in {}", dir.display()),
+            Storage::Memory => "in memory".to_owned(),
+        },
+        options.execution,
     );
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -115,7 +103,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let mut tasks = Vec::new();
     for c in 1..=options.clients {
         let id = ClientId(c);
-        let client = EveClient::connect(&spec, id, &ca.issue(NodeId::Client(id))?)?;
+        let client = cluster.client(id)?;
         let (done, failed, options) = (done.clone(), failed.clone(), options.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = SplitMix64::new(c);
@@ -160,34 +148,7 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     let elapsed = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let ops = done.load(Ordering::Relaxed);
-    let (mut mismatches, mut transfers, mut rollbacks, mut sequential) = (0, 0, 0, 0);
-    let (mut requests, mut parallel_batches) = (0, 0);
-    let (mut syncs, mut logged) = (0, 0);
-    let mut views_entered = 0;
-    for node in &nodes {
-        for role in node.status().await {
-            for m in &role.metrics {
-                match m.name {
-                    "eve_token_mismatches_total" => mismatches += m.value,
-                    "eve_state_transfers_completed_total" => transfers += m.value,
-                    "eve_rollbacks_total" => rollbacks += m.value,
-                    "eve_sequential_executions_total" => sequential += m.value,
-                    "eve_verifier_views_entered_total" => {
-                        views_entered = views_entered.max(m.value)
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some(journal) = node.journal() {
-            syncs += journal.syncs;
-            logged += journal.batches;
-        }
-        if let Some(stats) = node.exec_stats() {
-            requests += stats.requests_executed;
-            parallel_batches += stats.parallel_batches;
-        }
-    }
+    let totals = cluster.totals().await;
     println!(
         "operations        {ops} completed, {} failed",
         failed.load(Ordering::Relaxed)
@@ -200,23 +161,25 @@ pub async fn run(options: DemoOptions) -> Result<()> {
     );
     println!(
         "parallel batches  {:.1} requests wide on average",
-        requests as f64 / parallel_batches.max(1) as f64
+        totals.requests_executed as f64 / totals.parallel_batches.max(1) as f64
     );
     println!(
-        "divergences       {mismatches} detected, repaired by {transfers} state transfers, \
-         {rollbacks} rollbacks, {sequential} sequential re-executions"
+        "divergences       {} detected, repaired by {} state transfers, {} rollbacks, {} \
+         sequential re-executions",
+        totals.token_mismatches,
+        totals.state_transfers,
+        totals.rollbacks,
+        totals.sequential_executions
     );
-    println!("view changes      {views_entered}");
-    if syncs > 0 {
+    println!("view changes      {}", totals.views_entered);
+    if totals.log_syncs > 0 {
         println!(
             "journal           {:.0} log syncs/s per replica, {:.1} batches per sync",
-            syncs as f64 / sizes.n_exec as f64 / elapsed,
-            logged as f64 / syncs as f64
+            totals.log_syncs as f64 / sizes.n_exec as f64 / elapsed,
+            totals.batches_logged as f64 / totals.log_syncs as f64
         );
     }
-    for node in nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
     if let Some(dir) = scratch {
         let _ = std::fs::remove_dir_all(dir);
     }

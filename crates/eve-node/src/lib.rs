@@ -18,6 +18,7 @@ mod clock;
 pub mod config;
 mod exec_thread;
 pub mod init;
+pub mod local;
 mod node;
 mod runner;
 pub mod snapshot;
@@ -27,6 +28,7 @@ pub use client::{CALL_TIMEOUT, CallError, ConnectError, EveClient};
 pub use clock::NodeClock;
 pub use exec_thread::{EXEC_QUEUE_COMMANDS_MAX, ExecHistograms};
 pub use node::{
-    ClusterSpec, JournalReport, Metric, Node, NodeBuilder, NodeError, RoleStatus, incarnation_nonce,
+    ClusterSpec, Execution, JournalReport, Metric, Node, NodeBuilder, NodeError, RoleStatus,
+    incarnation_nonce,
 };
 pub use runner::COMMANDS_MAX;

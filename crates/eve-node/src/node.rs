@@ -8,7 +8,7 @@ use crate::storage::{Storage, VerifierStart};
 use eve_agreement::journal::Recovered;
 use eve_agreement::{NodeId, ReplicaExecutor, ReplicaLogic, Verifier};
 use eve_exec::{Application, Executor, ThreadPoolRunner};
-use eve_mixer::GreedyMixer;
+use eve_mixer::{GreedyMixer, Mixer, SequentialMixer};
 use eve_net::{Credentials, NetCounters, TlsIdentity, Transport, TransportConfig};
 use eve_state::{StateConfig, StateStore};
 use eve_types::{BatchSeq, ReplicaId, ReplicationMode, ValidConfig, VerifierId, View};
@@ -114,6 +114,7 @@ type ExecSpawner = Box<
     dyn FnOnce(
             &ValidConfig,
             usize,
+            Execution,
             Option<&std::path::Path>,
         ) -> Result<(ExecHandle, Option<Recovered>), NodeError>
         + Send,
@@ -138,6 +139,19 @@ pub struct NodeBuilder {
     threads: usize,
     restarted: Option<u64>,
     storage: Storage,
+    execution: Execution,
+}
+
+/// How a replica runs the requests of a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Execution {
+    /// Eve: the greedy mixer cuts the batch into parallel batches of requests that do not
+    /// conflict, run on the executor's threads.
+    #[default]
+    Parallel,
+    /// One request after another in batch order: classic state machine replication, the
+    /// baseline Eve is measured against. Sealing still spreads its hashing over the threads.
+    Sequential,
 }
 
 impl NodeBuilder {
@@ -150,6 +164,7 @@ impl NodeBuilder {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             restarted: None,
             storage: Storage::Memory,
+            execution: Execution::Parallel,
         }
     }
 
@@ -160,11 +175,15 @@ impl NodeBuilder {
         credentials: Credentials,
         app: A,
     ) -> Self {
-        let spawner: ExecSpawner = Box::new(move |config, threads, dir| {
+        let spawner: ExecSpawner = Box::new(move |config, threads, execution, dir| {
             let runner =
                 ThreadPoolRunner::new(threads).map_err(|e| NodeError::Executor(e.to_string()))?;
             let state = StateStore::new(StateConfig::from_cluster(config));
-            let mut executor = Executor::new(app, state, Box::new(GreedyMixer), Box::new(runner));
+            let mixer: Box<dyn Mixer> = match execution {
+                Execution::Parallel => Box::new(GreedyMixer),
+                Execution::Sequential => Box::new(SequentialMixer),
+            };
+            let mut executor = Executor::new(app, state, mixer, Box::new(runner));
             let (journal, recovered) = match dir {
                 Some(dir) => {
                     let me = NodeId::Replica(id);
@@ -188,6 +207,12 @@ impl NodeBuilder {
     /// Runs verifier `id`.
     pub fn verifier(mut self, id: VerifierId, credentials: Credentials) -> Self {
         self.verifier = Some((id, credentials));
+        self
+    }
+
+    /// How the replica runs each batch (default: [`Execution::Parallel`]).
+    pub fn execution(mut self, execution: Execution) -> Self {
+        self.execution = execution;
         self
     }
 
@@ -244,7 +269,7 @@ impl NodeBuilder {
             };
             // The data directory first: a node pointed at another cluster's data stops before
             // it takes its port.
-            let (exec, recovered) = spawner(&config, self.threads, dir)?;
+            let (exec, recovered) = spawner(&config, self.threads, self.execution, dir)?;
             let (transport, inbound) =
                 self.transport(me, &credentials, Some(keyring.clone()), None)?;
             node.exec_stats = Some(exec.stats.clone());

@@ -594,3 +594,41 @@ async fn a_snapshot_moves_a_state_to_a_new_cluster_and_a_damaged_one_is_refused(
         node.shutdown().await;
     }
 }
+
+/// The baseline Eve is measured against: replicas that run each batch one request after
+/// another (`Execution::Sequential`) serve the same calls, in parallel batches one request
+/// wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_cluster_with_sequential_execution_runs_one_request_at_a_time() {
+    use eve_node::Execution;
+    use eve_node::local::{LocalCluster, LocalOptions};
+    let options = LocalOptions {
+        execution: Execution::Sequential,
+        threads: Some(2),
+        ..LocalOptions::new(ReplicationMode::Eve { u: 1, r: 0 }, 0)
+    };
+    let cluster = LocalCluster::start(&options, |_| KvStore).unwrap();
+    let mut clients = Vec::new();
+    for c in 1..=4u64 {
+        let client = cluster.client(ClientId(c)).unwrap();
+        clients.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let key = format!("k{c}-{i}");
+                client.call(put(&key, "v")).await.unwrap();
+                let reply = client.call(get(&key)).await.unwrap();
+                assert_eq!(value(&reply).as_deref(), Some("v"));
+            }
+            client.close().await;
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let totals = cluster.totals().await;
+    assert!(totals.requests_executed >= 3 * 160, "{totals:?}");
+    assert_eq!(
+        totals.parallel_batches, totals.requests_executed,
+        "one request per parallel batch"
+    );
+    cluster.shutdown().await;
+}
