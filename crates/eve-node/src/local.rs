@@ -47,6 +47,8 @@ pub struct LocalOptions {
     pub threads: Option<usize>,
     /// Parallel (Eve) or sequential execution.
     pub execution: Execution,
+    /// The state tree's buckets, `2^bits` (`None`: the configuration's default).
+    pub bucket_bits: Option<u8>,
 }
 
 impl LocalOptions {
@@ -58,6 +60,7 @@ impl LocalOptions {
             storage: Storage::Memory,
             threads: None,
             execution: Execution::Parallel,
+            bucket_bits: None,
         }
     }
 }
@@ -99,7 +102,11 @@ impl LocalCluster {
         options: &LocalOptions,
         app: impl Fn(ReplicaId) -> A,
     ) -> Result<Self> {
-        let config = ClusterConfig::new(options.mode).validate()?;
+        let mut config = ClusterConfig::new(options.mode);
+        if let Some(bits) = options.bucket_bits {
+            config.merkle_bucket_bits = bits;
+        }
+        let config = config.validate()?;
         let sizes = config.sizes();
         let nodes_wanted = (0..sizes.n_exec as u32)
             .map(|i| NodeId::Replica(ReplicaId(i)))

@@ -1,0 +1,374 @@
+//! `cargo xtask bench e2e`: the replicated service end to end, side by side with its baselines
+//! on the same machine and workload.
+//!
+//! For every point (work per request, conflict rate) each system is started fresh, driven by
+//! the same load generator ([`load`]) for a warm-up and a measured window, and stopped:
+//! - `eve-seq`: Eve's cluster with the sequential mixer, classic sequential-execution
+//!   replication (the paper's main baseline);
+//! - `eve`: Eve, u = 1, r = 0, parallel execution (3 replicas, 3 verifiers);
+//! - `pb`: Eve's primary-backup mode, parallel (what the paper compares with Remus);
+//! - `alone`: the application alone, unreplicated, parallel: the ceiling.
+//!
+//! The report gives throughput and latency percentiles per system, and the ratios eve/eve-seq,
+//! pb/eve-seq and eve/alone beside the limit the machine sets: replicas that share one machine
+//! share its cores, so with `R` replicas on `C` cores parallel replication can use `C` cores
+//! where sequential uses `R`, and eve/eve-seq can reach at most about `max(1, C / R)`.
+
+mod alone;
+mod load;
+mod micro;
+mod systems;
+
+use super::calibrate::Calibration;
+use super::report::{Column, Header, Table};
+use crate::release;
+use anyhow::{Context, Result, ensure};
+use clap::Args;
+use eve_apps::BusyWork;
+use eve_types::ClientId;
+use eve_types::limits::{MERKLE_BUCKET_BITS_MAX, MERKLE_BUCKET_BITS_MIN};
+use load::{Load, LoadReport, Progress};
+use micro::Micro;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use systems::{Running, Setup, System};
+
+/// The options of `cargo xtask bench e2e`.
+#[derive(Debug, Args)]
+pub struct E2eArgs {
+    /// Systems to measure, comma-separated, in this order: eve-seq, eve, pb, alone [default:
+    /// all]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    systems: Option<Vec<String>>,
+    /// Microseconds of busy work per request, comma-separated
+    #[arg(
+        long = "work-us",
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "1,100,1000"
+    )]
+    work_us: Vec<u64>,
+    /// Percent of requests that write one shared hot object
+    #[arg(long, default_value_t = 0)]
+    conflicts: u64,
+    /// Clients, each with one call outstanding
+    #[arg(long, default_value_t = 64)]
+    clients: u64,
+    /// Open loop: calls due per second (latencies then count from when a call was due);
+    /// without it, a closed loop
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds measured per system and point, after a warm-up of a fifth as long (at least 1 s)
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Executor worker threads per replica [default: the cores available]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The state's Merkle tree has 2^BITS buckets
+    #[arg(long = "bucket-bits", default_value_t = 12)]
+    bucket_bits: u8,
+    /// The first port of the clusters' nodes (each system started takes the next 8)
+    #[arg(long, default_value_t = 7800)]
+    base_port: u16,
+    /// Seed of the workload's draws
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the results as Markdown to FILE, and as CSV next to it
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Longest measurement a point may ask for, in seconds.
+const SECONDS_MAX: f64 = 3600.0;
+
+const COLUMNS: [Column; 10] = [
+    Column {
+        name: "work_us",
+        width: 7,
+    },
+    Column {
+        name: "system",
+        width: 7,
+    },
+    Column {
+        name: "ops_s",
+        width: 9,
+    },
+    Column {
+        name: "p50_ms",
+        width: 7,
+    },
+    Column {
+        name: "p99_ms",
+        width: 7,
+    },
+    Column {
+        name: "p999_ms",
+        width: 8,
+    },
+    Column {
+        name: "svc_p99_ms",
+        width: 10,
+    },
+    Column {
+        name: "failed",
+        width: 6,
+    },
+    Column {
+        name: "missed",
+        width: 6,
+    },
+    Column {
+        name: "vs_eve_seq",
+        width: 10,
+    },
+];
+
+const RATIO_COLUMNS: [Column; 5] = [
+    Column {
+        name: "work_us",
+        width: 7,
+    },
+    Column {
+        name: "eve/eve-seq",
+        width: 11,
+    },
+    Column {
+        name: "limit",
+        width: 5,
+    },
+    Column {
+        name: "pb/eve-seq",
+        width: 10,
+    },
+    Column {
+        name: "eve/alone",
+        width: 9,
+    },
+];
+
+/// Runs the comparison, printing a row per system and point, then the ratios.
+pub fn run(args: &E2eArgs) -> Result<()> {
+    let systems: Vec<System> = match &args.systems {
+        Some(names) => names
+            .iter()
+            .map(|n| System::parse(n))
+            .collect::<Result<_>>()?,
+        None => System::ALL.to_vec(),
+    };
+    ensure!(!systems.is_empty(), "--systems needs at least one system");
+    ensure!(
+        !args.work_us.is_empty(),
+        "--work-us needs at least one value"
+    );
+    ensure!(
+        args.conflicts <= 100,
+        "--conflicts {}: a percentage",
+        args.conflicts
+    );
+    ensure!(
+        (1..=100_000).contains(&args.clients),
+        "--clients {}: must be in 1 ..= 100000",
+        args.clients
+    );
+    ensure!(
+        args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= SECONDS_MAX,
+        "--seconds {}: must be more than 0 and at most {SECONDS_MAX}",
+        args.seconds
+    );
+    if let Some(rate) = args.rate {
+        ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--rate {rate}: calls per second, above 0"
+        );
+    }
+    ensure!(
+        (MERKLE_BUCKET_BITS_MIN..=MERKLE_BUCKET_BITS_MAX).contains(&args.bucket_bits),
+        "--bucket-bits {}: must be in {MERKLE_BUCKET_BITS_MIN} ..= {MERKLE_BUCKET_BITS_MAX}",
+        args.bucket_bits
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let setup = Setup {
+        threads: args.threads.unwrap_or(cores).max(1),
+        base_port: args.base_port,
+        bucket_bits: args.bucket_bits,
+    };
+    let load = match args.rate {
+        Some(per_second) => Load::Open { per_second },
+        None => Load::Closed,
+    };
+    let measure = Duration::from_secs_f64(args.seconds);
+    let warmup = (measure / 5).max(Duration::from_secs(1));
+
+    let mut header = Header::new(
+        "eve end to end: replicated against sequential, primary-backup and unreplicated",
+        &release::command_line(),
+    );
+    header.fact("systems", &join(systems.iter().map(|s| s.name())));
+    header.fact("work per request (µs)", &join(args.work_us.iter()));
+    header.fact("conflicting requests (%)", &args.conflicts.to_string());
+    header.fact("clients", &args.clients.to_string());
+    header.fact(
+        "load",
+        &match load {
+            Load::Closed => "closed loop (one call outstanding per client)".to_owned(),
+            Load::Open { per_second } => {
+                format!("open loop, {per_second} calls/s due (latency from when due)")
+            }
+        },
+    );
+    header.fact("executor threads per replica", &setup.threads.to_string());
+    header.fact("state buckets", &format!("2^{}", setup.bucket_bits));
+    header.fact(
+        "seconds per system and point (warm-up)",
+        &format!("{:.1} ({:.1})", measure.as_secs_f64(), warmup.as_secs_f64()),
+    );
+    let calibration = Calibration::measure()?;
+    header.fact(
+        "busy_work rounds per µs (median of 9)",
+        &format!("{:.1}", calibration.rounds_per_us),
+    );
+    println!(
+        "\nvs_eve_seq = ops_s / eve-seq's ops_s at the same point; svc_p99_ms = p99 from sending \
+         (the other percentiles count from when a call was due: the same in a closed loop); missed = calls due that no \
+         client could send in time (open loop); limit = max(1, cores / replicas of eve) = the \
+         most eve/eve-seq can reach with every replica on this machine ({cores} cores).\n"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let mut table = Table::new(&COLUMNS);
+    let mut results: BTreeMap<(u64, System), LoadReport> = BTreeMap::new();
+    let mut started = 0u16;
+    for &work_us in &args.work_us {
+        let rounds = calibration.rounds_for(work_us)?;
+        for &system in &systems {
+            // Each system starts on ports of its own: a stopped cluster's sockets may linger.
+            let ports = Setup {
+                base_port: port_block(args.base_port, started)?,
+                ..setup
+            };
+            started += 1;
+            let report = runtime
+                .block_on(measure_one(
+                    system,
+                    ports,
+                    args,
+                    rounds,
+                    load,
+                    (warmup, measure),
+                ))
+                .with_context(|| format!("measuring {system} at {work_us} µs"))?;
+            let vs = results
+                .get(&(work_us, System::EveSequential))
+                .map_or("-".to_owned(), |seq| {
+                    format!("{:.2}", report.throughput() / seq.throughput())
+                });
+            table.push(vec![
+                work_us.to_string(),
+                system.name().to_owned(),
+                format!("{:.0}", report.throughput()),
+                format!("{:.2}", report.latency_ms(0.50)),
+                format!("{:.2}", report.latency_ms(0.99)),
+                format!("{:.2}", report.latency_ms(0.999)),
+                format!(
+                    "{:.2}",
+                    report.service_us.value_at_quantile(0.99) as f64 / 1000.0
+                ),
+                report.failed.to_string(),
+                report.missed.to_string(),
+                vs,
+            ]);
+            results.insert((work_us, system), report);
+        }
+    }
+    println!();
+    let limit = (cores as f64 / System::Eve.replicas() as f64).max(1.0);
+    let mut ratios = Table::new(&RATIO_COLUMNS);
+    for &work_us in &args.work_us {
+        let ratio =
+            |a: System, b: System| match (results.get(&(work_us, a)), results.get(&(work_us, b))) {
+                (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
+                _ => "-".to_owned(),
+            };
+        ratios.push(vec![
+            work_us.to_string(),
+            ratio(System::Eve, System::EveSequential),
+            format!("{limit:.2}"),
+            ratio(System::PrimaryBackup, System::EveSequential),
+            ratio(System::Eve, System::Alone),
+        ]);
+    }
+    if let Some(out) = &args.out {
+        for path in header.write(out, &[&table, &ratios])? {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Starts `system`, drives it, stops it.
+async fn measure_one(
+    system: System,
+    setup: Setup,
+    args: &E2eArgs,
+    rounds: u32,
+    load: Load,
+    window: (Duration, Duration),
+) -> Result<LoadReport> {
+    let running = Running::start(system, setup, || BusyWork)?;
+    let mut clients = Vec::new();
+    for c in 0..args.clients {
+        let caller = running.caller(ClientId(c + 1))?;
+        clients.push((caller, Micro::new(c, rounds, args.conflicts, args.seed)));
+    }
+    let progress = Arc::new(Progress::default());
+    let bar = indicatif::ProgressBar::new((window.0 + window.1).as_secs());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>8} {bar:30} {pos}/{len} s  {msg}")
+            .expect("a valid template"),
+    );
+    bar.set_prefix(system.name());
+    let watch = {
+        let (bar, progress) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                bar.set_position(start.elapsed().as_secs());
+                bar.set_message(format!(
+                    "{} calls",
+                    progress
+                        .completed
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                ));
+            }
+        })
+    };
+    let report = load::run(clients, load, window, progress).await;
+    watch.abort();
+    bar.finish_and_clear();
+    running.stop().await;
+    Ok(report)
+}
+
+/// Ports a cluster's nodes take (enough for u = 1 with its verifiers).
+const PORTS_PER_SYSTEM: u16 = 8;
+
+/// The first port of the `n`th system started.
+fn port_block(base: u16, n: u16) -> Result<u16> {
+    n.checked_mul(PORTS_PER_SYSTEM)
+        .and_then(|offset| base.checked_add(offset))
+        .filter(|first| first.checked_add(PORTS_PER_SYSTEM).is_some())
+        .with_context(|| {
+            format!(
+                "--base-port {base}: too high for {} systems of {PORTS_PER_SYSTEM} ports",
+                n + 1
+            )
+        })
+}
+
+fn join(items: impl Iterator<Item = impl ToString>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
