@@ -32,6 +32,12 @@ pub trait Draw: Send + 'static {
     fn next_op(&mut self) -> Bytes;
 }
 
+impl Draw for Box<dyn Draw> {
+    fn next_op(&mut self) -> Bytes {
+        (**self).next_op()
+    }
+}
+
 /// How calls are offered.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Load {

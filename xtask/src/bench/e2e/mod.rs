@@ -15,6 +15,8 @@
 //! where sequential uses `R`, and eve/eve-seq can reach at most about `max(1, C / R)`.
 
 mod alone;
+mod keys;
+mod kv;
 mod load;
 mod micro;
 mod systems;
@@ -23,11 +25,14 @@ use super::calibrate::Calibration;
 use super::report::{Column, Header, Table};
 use crate::release;
 use anyhow::{Context, Result, ensure};
+use bytes::Bytes;
 use clap::Args;
-use eve_apps::BusyWork;
+use eve_apps::{BusyWork, KvStore};
 use eve_types::ClientId;
 use eve_types::limits::{MERKLE_BUCKET_BITS_MAX, MERKLE_BUCKET_BITS_MIN};
-use load::{Load, LoadReport, Progress};
+use keys::KeyDist;
+use kv::{KvDraw, Ycsb};
+use load::{Caller, Draw, Load, LoadReport, Progress};
 use micro::Micro;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,7 +47,16 @@ pub struct E2eArgs {
     /// all]
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     systems: Option<Vec<String>>,
-    /// Microseconds of busy work per request, comma-separated
+    /// Workloads, comma-separated: micro (busy work, see --work-us), ycsb-a, ycsb-b, ycsb-c
+    /// (key-value, see --keys), transfer (multi-key transactions, see --keys)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "micro"
+    )]
+    workloads: Vec<String>,
+    /// micro: microseconds of busy work per request, comma-separated
     #[arg(
         long = "work-us",
         value_delimiter = ',',
@@ -50,9 +64,24 @@ pub struct E2eArgs {
         default_value = "1,100,1000"
     )]
     work_us: Vec<u64>,
-    /// Percent of requests that write one shared hot object
+    /// micro: percent of requests that write one shared hot object
     #[arg(long, default_value_t = 0)]
     conflicts: u64,
+    /// Key-value workloads: how records are drawn, comma-separated: zipfian (YCSB's 0.99),
+    /// uniform
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "zipfian"
+    )]
+    keys: Vec<String>,
+    /// Key-value workloads: records (YCSB) or accounts (transfer), loaded before measuring
+    #[arg(long, default_value_t = 10_000)]
+    records: u64,
+    /// YCSB: bytes per value
+    #[arg(long = "value-bytes", default_value_t = 100)]
+    value_bytes: usize,
     /// Clients, each with one call outstanding
     #[arg(long, default_value_t = 64)]
     clients: u64,
@@ -63,9 +92,10 @@ pub struct E2eArgs {
     /// Seconds measured per system and point, after a warm-up of a fifth as long (at least 1 s)
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
-    /// Executor worker threads per replica [default: the cores available]
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Executor worker threads per replica, comma-separated: a sweep [default: the cores
+    /// available]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    threads: Option<Vec<usize>>,
     /// The state's Merkle tree has 2^BITS buckets
     #[arg(long = "bucket-bits", default_value_t = 12)]
     bucket_bits: u8,
@@ -80,13 +110,80 @@ pub struct E2eArgs {
     out: Option<PathBuf>,
 }
 
+/// One workload of a point.
+#[derive(Clone, Copy, Debug)]
+enum Workload {
+    Micro { work_us: u64, rounds: u32 },
+    Ycsb { workload: Ycsb, keys: KeyDist },
+    Transfer { keys: KeyDist },
+}
+
+impl Workload {
+    fn label(self) -> String {
+        match self {
+            Workload::Micro { work_us, .. } => format!("micro-{work_us}us"),
+            Workload::Ycsb { workload, keys } => {
+                format!(
+                    "ycsb-{}-{}",
+                    format!("{workload:?}").to_lowercase(),
+                    keys.name()
+                )
+            }
+            Workload::Transfer { keys } => format!("transfer-{}", keys.name()),
+        }
+    }
+}
+
+/// The workloads the arguments ask for.
+fn workloads(args: &E2eArgs, calibration: &Calibration) -> Result<Vec<Workload>> {
+    let dists: Vec<KeyDist> = args
+        .keys
+        .iter()
+        .map(|k| KeyDist::parse(k))
+        .collect::<Result<_>>()?;
+    ensure!(!dists.is_empty(), "--keys needs at least one distribution");
+    let mut out = Vec::new();
+    for name in &args.workloads {
+        match name.as_str() {
+            "micro" => {
+                ensure!(
+                    !args.work_us.is_empty(),
+                    "--work-us needs at least one value"
+                );
+                for &work_us in &args.work_us {
+                    let rounds = calibration.rounds_for(work_us)?;
+                    out.push(Workload::Micro { work_us, rounds });
+                }
+            }
+            "ycsb-a" | "ycsb-b" | "ycsb-c" => {
+                let workload = match name.as_str() {
+                    "ycsb-a" => Ycsb::A,
+                    "ycsb-b" => Ycsb::B,
+                    _ => Ycsb::C,
+                };
+                out.extend(dists.iter().map(|&keys| Workload::Ycsb { workload, keys }));
+            }
+            "transfer" => out.extend(dists.iter().map(|&keys| Workload::Transfer { keys })),
+            other => anyhow::bail!(
+                "unknown workload {other:?}: micro, ycsb-a, ycsb-b, ycsb-c or transfer"
+            ),
+        }
+    }
+    ensure!(!out.is_empty(), "--workloads needs at least one workload");
+    Ok(out)
+}
+
 /// Longest measurement a point may ask for, in seconds.
 const SECONDS_MAX: f64 = 3600.0;
 
-const COLUMNS: [Column; 10] = [
+const COLUMNS: [Column; 11] = [
     Column {
-        name: "work_us",
+        name: "threads",
         width: 7,
+    },
+    Column {
+        name: "workload",
+        width: 22,
     },
     Column {
         name: "system",
@@ -126,10 +223,14 @@ const COLUMNS: [Column; 10] = [
     },
 ];
 
-const RATIO_COLUMNS: [Column; 5] = [
+const RATIO_COLUMNS: [Column; 6] = [
     Column {
-        name: "work_us",
+        name: "threads",
         width: 7,
+    },
+    Column {
+        name: "workload",
+        width: 22,
     },
     Column {
         name: "eve/eve-seq",
@@ -160,10 +261,6 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     };
     ensure!(!systems.is_empty(), "--systems needs at least one system");
     ensure!(
-        !args.work_us.is_empty(),
-        "--work-us needs at least one value"
-    );
-    ensure!(
         args.conflicts <= 100,
         "--conflicts {}: a percentage",
         args.conflicts
@@ -172,6 +269,17 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         (1..=100_000).contains(&args.clients),
         "--clients {}: must be in 1 ..= 100000",
         args.clients
+    );
+    ensure!(
+        (2..=100_000_000).contains(&args.records),
+        "--records {}: must be in 2 ..= 100000000",
+        args.records
+    );
+    ensure!(
+        args.value_bytes <= eve_types::limits::OBJECT_VALUE_BYTES_MAX,
+        "--value-bytes {}: at most {}",
+        args.value_bytes,
+        eve_types::limits::OBJECT_VALUE_BYTES_MAX
     );
     ensure!(
         args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= SECONDS_MAX,
@@ -190,25 +298,37 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         args.bucket_bits
     );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let setup = Setup {
-        threads: args.threads.unwrap_or(cores).max(1),
-        base_port: args.base_port,
-        bucket_bits: args.bucket_bits,
-    };
+    let threads = args.threads.clone().unwrap_or_else(|| vec![cores]);
+    ensure!(
+        threads
+            .iter()
+            .all(|&t| (1..=eve_types::limits::EXECUTOR_THREADS_MAX).contains(&t)),
+        "--threads: each value must be in 1 ..= {}",
+        eve_types::limits::EXECUTOR_THREADS_MAX
+    );
     let load = match args.rate {
         Some(per_second) => Load::Open { per_second },
         None => Load::Closed,
     };
     let measure = Duration::from_secs_f64(args.seconds);
     let warmup = (measure / 5).max(Duration::from_secs(1));
+    let calibration = Calibration::measure()?;
+    let workloads = workloads(args, &calibration)?;
 
     let mut header = Header::new(
         "eve end to end: replicated against sequential, primary-backup and unreplicated",
         &release::command_line(),
     );
     header.fact("systems", &join(systems.iter().map(|s| s.name())));
-    header.fact("work per request (µs)", &join(args.work_us.iter()));
-    header.fact("conflicting requests (%)", &args.conflicts.to_string());
+    header.fact("workloads", &join(workloads.iter().map(|w| w.label())));
+    header.fact(
+        "conflicting requests of micro (%)",
+        &args.conflicts.to_string(),
+    );
+    header.fact(
+        "key-value records (value bytes)",
+        &format!("{} ({})", args.records, args.value_bytes),
+    );
     header.fact("clients", &args.clients.to_string());
     header.fact(
         "load",
@@ -219,86 +339,97 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             }
         },
     );
-    header.fact("executor threads per replica", &setup.threads.to_string());
-    header.fact("state buckets", &format!("2^{}", setup.bucket_bits));
+    header.fact("executor threads per replica", &join(threads.iter()));
+    header.fact("state buckets", &format!("2^{}", args.bucket_bits));
     header.fact(
         "seconds per system and point (warm-up)",
         &format!("{:.1} ({:.1})", measure.as_secs_f64(), warmup.as_secs_f64()),
     );
-    let calibration = Calibration::measure()?;
     header.fact(
         "busy_work rounds per µs (median of 9)",
         &format!("{:.1}", calibration.rounds_per_us),
     );
     println!(
         "\nvs_eve_seq = ops_s / eve-seq's ops_s at the same point; svc_p99_ms = p99 from sending \
-         (the other percentiles count from when a call was due: the same in a closed loop); missed = calls due that no \
-         client could send in time (open loop); limit = max(1, cores / replicas of eve) = the \
-         most eve/eve-seq can reach with every replica on this machine ({cores} cores).\n"
+         (the other percentiles count from when a call was due: the same in a closed loop); missed \
+         = calls due that no client could send in time (open loop); limit = max(1, cores / \
+         replicas of eve) = the most eve/eve-seq can reach with every replica on this machine \
+         ({cores} cores).\n"
     );
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let mut table = Table::new(&COLUMNS);
-    let mut results: BTreeMap<(u64, System), LoadReport> = BTreeMap::new();
+    let mut results: BTreeMap<(usize, usize, System), LoadReport> = BTreeMap::new();
     let mut started = 0u16;
-    for &work_us in &args.work_us {
-        let rounds = calibration.rounds_for(work_us)?;
-        for &system in &systems {
-            // Each system starts on ports of its own: a stopped cluster's sockets may linger.
-            let ports = Setup {
-                base_port: port_block(args.base_port, started)?,
-                ..setup
-            };
-            started += 1;
-            let report = runtime
-                .block_on(measure_one(
-                    system,
-                    ports,
-                    args,
-                    rounds,
-                    load,
-                    (warmup, measure),
-                ))
-                .with_context(|| format!("measuring {system} at {work_us} µs"))?;
-            let vs = results
-                .get(&(work_us, System::EveSequential))
-                .map_or("-".to_owned(), |seq| {
-                    format!("{:.2}", report.throughput() / seq.throughput())
-                });
-            table.push(vec![
-                work_us.to_string(),
-                system.name().to_owned(),
-                format!("{:.0}", report.throughput()),
-                format!("{:.2}", report.latency_ms(0.50)),
-                format!("{:.2}", report.latency_ms(0.99)),
-                format!("{:.2}", report.latency_ms(0.999)),
-                format!(
-                    "{:.2}",
-                    report.service_us.value_at_quantile(0.99) as f64 / 1000.0
-                ),
-                report.failed.to_string(),
-                report.missed.to_string(),
-                vs,
-            ]);
-            results.insert((work_us, system), report);
+    for (t, &threads) in threads.iter().enumerate() {
+        for (w, &workload) in workloads.iter().enumerate() {
+            for &system in &systems {
+                // Each system starts on ports of its own: a stopped cluster's sockets may linger.
+                let setup = Setup {
+                    threads,
+                    base_port: port_block(args.base_port, started)?,
+                    bucket_bits: args.bucket_bits,
+                };
+                started += 1;
+                let report = runtime
+                    .block_on(measure_one(
+                        system,
+                        setup,
+                        workload,
+                        args,
+                        load,
+                        (warmup, measure),
+                    ))
+                    .with_context(|| {
+                        format!(
+                            "measuring {system} on {} with {threads} threads",
+                            workload.label()
+                        )
+                    })?;
+                let vs = results
+                    .get(&(t, w, System::EveSequential))
+                    .map_or("-".to_owned(), |seq| {
+                        format!("{:.2}", report.throughput() / seq.throughput())
+                    });
+                table.push(vec![
+                    threads.to_string(),
+                    workload.label(),
+                    system.name().to_owned(),
+                    format!("{:.0}", report.throughput()),
+                    format!("{:.2}", report.latency_ms(0.50)),
+                    format!("{:.2}", report.latency_ms(0.99)),
+                    format!("{:.2}", report.latency_ms(0.999)),
+                    format!(
+                        "{:.2}",
+                        report.service_us.value_at_quantile(0.99) as f64 / 1000.0
+                    ),
+                    report.failed.to_string(),
+                    report.missed.to_string(),
+                    vs,
+                ]);
+                results.insert((t, w, system), report);
+            }
         }
     }
     println!();
     let limit = (cores as f64 / System::Eve.replicas() as f64).max(1.0);
     let mut ratios = Table::new(&RATIO_COLUMNS);
-    for &work_us in &args.work_us {
-        let ratio =
-            |a: System, b: System| match (results.get(&(work_us, a)), results.get(&(work_us, b))) {
-                (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
-                _ => "-".to_owned(),
-            };
-        ratios.push(vec![
-            work_us.to_string(),
-            ratio(System::Eve, System::EveSequential),
-            format!("{limit:.2}"),
-            ratio(System::PrimaryBackup, System::EveSequential),
-            ratio(System::Eve, System::Alone),
-        ]);
+    for (t, &threads) in threads.iter().enumerate() {
+        for (w, workload) in workloads.iter().enumerate() {
+            let ratio =
+                |a: System, b: System| match (results.get(&(t, w, a)), results.get(&(t, w, b))) {
+                    (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
+                    _ => "-".to_owned(),
+                };
+            ratios.push(vec![
+                threads.to_string(),
+                workload.label(),
+                ratio(System::Eve, System::EveSequential),
+                format!("{limit:.2}"),
+                ratio(System::PrimaryBackup, System::EveSequential),
+                ratio(System::Eve, System::Alone),
+            ]);
+        }
     }
     if let Some(out) = &args.out {
         for path in header.write(out, &[&table, &ratios])? {
@@ -308,20 +439,49 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     Ok(())
 }
 
-/// Starts `system`, drives it, stops it.
+/// Starts `system` with the application `workload` needs, loads it, drives it, stops it.
 async fn measure_one(
     system: System,
     setup: Setup,
+    workload: Workload,
     args: &E2eArgs,
-    rounds: u32,
     load: Load,
     window: (Duration, Duration),
 ) -> Result<LoadReport> {
-    let running = Running::start(system, setup, || BusyWork)?;
-    let mut clients = Vec::new();
+    let running = match workload {
+        Workload::Micro { .. } => Running::start(system, setup, || BusyWork)?,
+        Workload::Ycsb { .. } | Workload::Transfer { .. } => {
+            Running::start(system, setup, || KvStore)?
+        }
+    };
+    let mut callers = Vec::new();
     for c in 0..args.clients {
-        let caller = running.caller(ClientId(c + 1))?;
-        clients.push((caller, Micro::new(c, rounds, args.conflicts, args.seed)));
+        callers.push(running.caller(ClientId(c + 1))?);
+    }
+    let preloaded = match workload {
+        Workload::Micro { .. } => Vec::new(),
+        Workload::Ycsb { .. } => kv::preload(false, args.records, args.value_bytes).collect(),
+        Workload::Transfer { .. } => kv::preload(true, args.records, 0).collect(),
+    };
+    let callers = preload(callers, preloaded).await?;
+    let mut clients = Vec::new();
+    for (c, caller) in callers.into_iter().enumerate() {
+        let c = c as u64;
+        let seed = args.seed ^ eve_types::splitmix64(c);
+        let draw: Box<dyn Draw> = match workload {
+            Workload::Micro { rounds, .. } => {
+                Box::new(Micro::new(c, rounds, args.conflicts, args.seed))
+            }
+            Workload::Ycsb { workload, keys } => Box::new(KvDraw::ycsb(
+                workload,
+                keys,
+                args.records,
+                args.value_bytes,
+                seed,
+            )?),
+            Workload::Transfer { keys } => Box::new(KvDraw::transfer(keys, args.records, seed)?),
+        };
+        clients.push((caller, draw));
     }
     let progress = Arc::new(Progress::default());
     let bar = indicatif::ProgressBar::new((window.0 + window.1).as_secs());
@@ -351,6 +511,36 @@ async fn measure_one(
     bar.finish_and_clear();
     running.stop().await;
     Ok(report)
+}
+
+/// Sends `ops` through the callers, spread evenly and each caller's in turn, and returns the
+/// callers once every op succeeded.
+async fn preload<C: Caller>(callers: Vec<C>, ops: Vec<Bytes>) -> Result<Vec<C>> {
+    let n = callers.len();
+    let mut shares: Vec<Vec<Bytes>> = vec![Vec::new(); n];
+    for (i, op) in ops.into_iter().enumerate() {
+        shares[i % n].push(op);
+    }
+    let tasks: Vec<_> = callers
+        .into_iter()
+        .zip(shares)
+        .map(|(mut caller, share)| {
+            tokio::spawn(async move {
+                for op in share {
+                    caller
+                        .call(op)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("preloading: {e}"))?;
+                }
+                Ok::<C, anyhow::Error>(caller)
+            })
+        })
+        .collect();
+    let mut callers = Vec::with_capacity(n);
+    for task in tasks {
+        callers.push(task.await.context("a preloading task")??);
+    }
+    Ok(callers)
 }
 
 /// Ports a cluster's nodes take (enough for u = 1 with its verifiers).
