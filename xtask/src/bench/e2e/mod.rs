@@ -7,7 +7,9 @@
 //!   replication (the paper's main baseline);
 //! - `eve`: Eve, u = 1, r = 0, parallel execution (3 replicas, 3 verifiers);
 //! - `pb`: Eve's primary-backup mode, parallel (what the paper compares with Remus);
-//! - `alone`: the application alone, unreplicated, parallel: the ceiling.
+//! - `alone`: the application alone, unreplicated, parallel: the ceiling;
+//! - `eve-r1`: Eve tolerating a Byzantine fault (u = 1, r = 1), and `eve-disk`: Eve with every
+//!   role on disk: what each costs.
 //!
 //! The report gives throughput and latency percentiles per system, and the ratios eve/eve-seq,
 //! pb/eve-seq and eve/alone beside the limit the machine sets: replicas that share one machine
@@ -43,8 +45,8 @@ use systems::{Running, Setup, System};
 /// The options of `cargo xtask bench e2e`.
 #[derive(Debug, Args)]
 pub struct E2eArgs {
-    /// Systems to measure, comma-separated, in this order: eve-seq, eve, pb, alone [default:
-    /// all]
+    /// Systems to measure, comma-separated, in this order: eve-seq, eve, pb, alone, eve-r1,
+    /// eve-disk [default: all]
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     systems: Option<Vec<String>>,
     /// Workloads, comma-separated: micro (busy work, see --work-us), ycsb-a, ycsb-b, ycsb-c
@@ -223,7 +225,7 @@ const COLUMNS: [Column; 11] = [
     },
 ];
 
-const RATIO_COLUMNS: [Column; 6] = [
+const RATIO_COLUMNS: [Column; 8] = [
     Column {
         name: "threads",
         width: 7,
@@ -247,6 +249,14 @@ const RATIO_COLUMNS: [Column; 6] = [
     Column {
         name: "eve/alone",
         width: 9,
+    },
+    Column {
+        name: "eve-r1/eve",
+        width: 10,
+    },
+    Column {
+        name: "eve-disk/eve",
+        width: 12,
     },
 ];
 
@@ -428,6 +438,8 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                 format!("{limit:.2}"),
                 ratio(System::PrimaryBackup, System::EveSequential),
                 ratio(System::Eve, System::Alone),
+                ratio(System::EveByzantine, System::Eve),
+                ratio(System::EveDisk, System::Eve),
             ]);
         }
     }

@@ -7,10 +7,12 @@ use anyhow::Result;
 use bytes::Bytes;
 use eve_exec::Application;
 use eve_node::local::{LocalCluster, LocalOptions};
+use eve_node::storage::Storage;
 use eve_node::{EveClient, Execution};
 use eve_state::StateConfig;
 use eve_types::{ClientId, ReplicationMode};
 use std::fmt;
+use std::path::PathBuf;
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,16 +26,24 @@ pub enum System {
     PrimaryBackup,
     /// The application alone, unreplicated, parallel: the ceiling.
     Alone,
+    /// Eve tolerating one Byzantine fault (u = 1, r = 1: a prepare round, signed votes, four
+    /// verifiers): what that costs.
+    EveByzantine,
+    /// Eve, u = 1, r = 0, every role on disk (a write-ahead log and checkpoints per replica,
+    /// a synced memory per verifier): what durability costs.
+    EveDisk,
 }
 
 impl System {
     /// Every system, in report order: the baseline first, so that the others' ratios to it
     /// print as they are measured.
-    pub const ALL: [System; 4] = [
+    pub const ALL: [System; 6] = [
         System::EveSequential,
         System::Eve,
         System::PrimaryBackup,
         System::Alone,
+        System::EveByzantine,
+        System::EveDisk,
     ];
 
     /// The name on the command line and in the report.
@@ -43,6 +53,8 @@ impl System {
             System::EveSequential => "eve-seq",
             System::PrimaryBackup => "pb",
             System::Alone => "alone",
+            System::EveByzantine => "eve-r1",
+            System::EveDisk => "eve-disk",
         }
     }
 
@@ -61,7 +73,7 @@ impl System {
     /// denominator of the machine's limit).
     pub fn replicas(self) -> usize {
         match self {
-            System::Eve | System::EveSequential => 3,
+            System::Eve | System::EveSequential | System::EveByzantine | System::EveDisk => 3,
             System::PrimaryBackup => 2,
             System::Alone => 1,
         }
@@ -76,8 +88,8 @@ impl fmt::Display for System {
 
 /// A started system.
 pub enum Running {
-    /// A cluster of nodes on loopback.
-    Cluster(Box<LocalCluster>),
+    /// A cluster of nodes on loopback, with the data directory to remove when it stops.
+    Cluster(Box<LocalCluster>, Option<PathBuf>),
     /// The unreplicated executor.
     Alone(Alone),
 }
@@ -100,19 +112,35 @@ impl Running {
         setup: Setup,
         app: impl Fn() -> A,
     ) -> Result<Self> {
-        let cluster = |mode, execution| -> Result<Self> {
+        let cluster = |mode, execution, disk: bool| -> Result<Self> {
             let mut options = LocalOptions::new(mode, setup.base_port);
             options.threads = Some(setup.threads);
             options.execution = execution;
             options.bucket_bits = Some(setup.bucket_bits);
+            let dir = disk.then(|| {
+                std::env::temp_dir().join(format!(
+                    "eve-bench-{}-{}",
+                    std::process::id(),
+                    setup.base_port
+                ))
+            });
+            if let Some(dir) = &dir {
+                options.storage = Storage::Disk(dir.clone());
+            }
             let cluster = LocalCluster::start(&options, |_| app())?;
-            Ok(Running::Cluster(Box::new(cluster)))
+            Ok(Running::Cluster(Box::new(cluster), dir))
         };
         let eve = ReplicationMode::Eve { u: 1, r: 0 };
         match system {
-            System::Eve => cluster(eve, Execution::Parallel),
-            System::EveSequential => cluster(eve, Execution::Sequential),
-            System::PrimaryBackup => cluster(ReplicationMode::PrimaryBackup, Execution::Parallel),
+            System::Eve => cluster(eve, Execution::Parallel, false),
+            System::EveSequential => cluster(eve, Execution::Sequential, false),
+            System::PrimaryBackup => {
+                cluster(ReplicationMode::PrimaryBackup, Execution::Parallel, false)
+            }
+            System::EveByzantine => {
+                cluster(ReplicationMode::Eve { u: 1, r: 1 }, Execution::Parallel, false)
+            }
+            System::EveDisk => cluster(eve, Execution::Parallel, true),
             System::Alone => {
                 let state =
                     StateConfig::new(setup.bucket_bits, eve_types::limits::OBJECT_VALUE_BYTES_MAX)?;
@@ -124,15 +152,18 @@ impl Running {
     /// A caller for client `id`.
     pub fn caller(&self, id: ClientId) -> Result<SystemCaller> {
         Ok(match self {
-            Running::Cluster(cluster) => SystemCaller::Eve(cluster.client(id)?),
+            Running::Cluster(cluster, _) => SystemCaller::Eve(cluster.client(id)?),
             Running::Alone(alone) => SystemCaller::Alone(alone.caller(id)),
         })
     }
 
-    /// Stops the system.
+    /// Stops the system (and removes its data directory).
     pub async fn stop(self) {
-        if let Running::Cluster(cluster) = self {
+        if let Running::Cluster(cluster, dir) = self {
             cluster.shutdown().await;
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
