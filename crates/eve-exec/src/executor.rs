@@ -69,7 +69,18 @@ pub struct Executor<A: Application> {
     runner: Box<dyn ParallelRunner>,
     stats: ExecStats,
     keys: Vec<ConflictKeys>,
+    forced_divergence: Option<ForcedDivergence>,
 }
+
+/// A benchmark and test knob: see [`Executor::with_forced_divergence`].
+#[derive(Clone, Copy, Debug)]
+struct ForcedDivergence {
+    ppm: u32,
+    salt: u64,
+}
+
+/// The object a forced divergence writes (a system key: applications cannot touch it).
+pub const FORCED_DIVERGENCE_KEY: &[u8] = b"\xffeve/forced-divergence";
 
 impl<A: Application> Executor<A> {
     /// An executor that mixes with `mixer` and runs parallel batches on `runner`.
@@ -86,7 +97,19 @@ impl<A: Application> Executor<A> {
             runner,
             stats: ExecStats::default(),
             keys: Vec::new(),
+            forced_divergence: None,
         }
+    }
+
+    /// Benchmark and test knob: makes this executor diverge, as a concurrency bug would, in
+    /// `ppm` parts per million of the batches it executes in parallel. For those batches
+    /// (chosen from their sequence number alone, so every replica picks the same ones) it
+    /// writes `salt` into [`FORCED_DIVERGENCE_KEY`] before sealing; replicas given different
+    /// salts then hold different states and send different tokens. Executed sequentially
+    /// (after the rollback that follows), a batch is never altered, so replicas agree again.
+    pub fn with_forced_divergence(mut self, ppm: u32, salt: u64) -> Self {
+        self.forced_divergence = (ppm > 0).then_some(ForcedDivergence { ppm, salt });
+        self
     }
 
     /// An executor that runs every batch one request at a time, in order, on the calling
@@ -145,6 +168,18 @@ impl<A: Application> Executor<A> {
                 requests.len()
             }
         };
+        if let Some(forced) = self.forced_divergence
+            && mode == ExecMode::Parallel
+            && eve_types::splitmix64(seq.0 ^ 0xD1_7E_26_E5) % 1_000_000 < u64::from(forced.ppm)
+        {
+            self.state
+                .put(
+                    FORCED_DIVERGENCE_KEY,
+                    Bytes::copy_from_slice(&forced.salt.to_le_bytes()),
+                )
+                .expect("an 8-byte system object fits the state limits");
+            self.stats.forced_divergences += 1;
+        }
         let new_root = match self.state.seal_with(&mut Lend(self.runner.as_mut())) {
             Ok(root) => root,
             Err(err) => {

@@ -56,7 +56,9 @@ mod token;
 
 pub use app::Application;
 pub use context::ExecContext;
-pub use executor::{ExecError, Executor, REPLY_APPLICATION_PANICKED, REPLY_TOO_LARGE};
+pub use executor::{
+    ExecError, Executor, FORCED_DIVERGENCE_KEY, REPLY_APPLICATION_PANICKED, REPLY_TOO_LARGE,
+};
 pub use outcome::{BatchOutcome, ExecMode, ExecStats};
 pub use runner::{InlineRunner, ParallelRunner, SeededRunner, ThreadPoolRunner};
 pub use token::Token;

@@ -57,4 +57,6 @@ pub struct ExecStats {
     pub replies_too_large: u64,
     /// Rollbacks.
     pub rollbacks: u64,
+    /// Batches altered by [`Executor::with_forced_divergence`](crate::Executor::with_forced_divergence).
+    pub forced_divergences: u64,
 }

@@ -258,3 +258,57 @@ fn every_request_gets_its_own_deterministic_time_and_random_value() {
     assert_ne!(a.replies[0].body, a.replies[1].body);
     assert!(a.replies[0].body.starts_with(b"1000:"));
 }
+
+/// The forced-divergence knob: replicas with different salts agree on nothing they execute in
+/// parallel at the chosen rate, agree again when they execute sequentially, and a rate of 0
+/// changes nothing.
+#[test]
+fn forced_divergence_splits_parallel_executions_only() {
+    let executor = |ppm, salt| {
+        Executor::new(
+            Appender::default(),
+            state(),
+            Box::new(GreedyMixer),
+            Box::new(InlineRunner),
+        )
+        .with_forced_divergence(ppm, salt)
+    };
+    let batch = [request(1, 1, "a1"), request(2, 1, "b1")];
+    let root = |mut e: Executor<Appender>, mode| {
+        e.execute(BatchSeq(1), &batch, nondet(), mode)
+            .unwrap()
+            .new_root
+    };
+    let always = 1_000_000;
+    assert_ne!(
+        root(executor(always, 1), ExecMode::Parallel),
+        root(executor(always, 2), ExecMode::Parallel)
+    );
+    assert_eq!(
+        root(executor(always, 1), ExecMode::Sequential),
+        root(executor(always, 2), ExecMode::Sequential)
+    );
+    assert_eq!(
+        root(executor(0, 1), ExecMode::Parallel),
+        root(executor(0, 2), ExecMode::Parallel)
+    );
+    let mut counted = executor(always, 1);
+    counted
+        .execute(BatchSeq(1), &batch, nondet(), ExecMode::Parallel)
+        .unwrap();
+    assert_eq!(counted.stats().forced_divergences, 1);
+    // About the asked share of batches is chosen, the same ones whatever the salt.
+    let mut one_percent = executor(10_000, 1);
+    for seq in 1..=2000 {
+        one_percent
+            .execute(
+                BatchSeq(seq),
+                &[request(1, seq, "a")],
+                nondet(),
+                ExecMode::Parallel,
+            )
+            .unwrap();
+    }
+    let forced = one_percent.stats().forced_divergences;
+    assert!((8..=35).contains(&forced), "{forced} of 2000");
+}

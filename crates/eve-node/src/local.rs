@@ -49,6 +49,9 @@ pub struct LocalOptions {
     pub execution: Execution,
     /// The state tree's buckets, `2^bits` (`None`: the configuration's default).
     pub bucket_bits: Option<u8>,
+    /// Parts per million of parallel batches every replica is made to diverge on (see
+    /// [`NodeBuilder::forced_divergence`]); 0 in any real deployment.
+    pub forced_divergence_ppm: u32,
 }
 
 impl LocalOptions {
@@ -61,6 +64,7 @@ impl LocalOptions {
             threads: None,
             execution: Execution::Parallel,
             bucket_bits: None,
+            forced_divergence_ppm: 0,
         }
     }
 }
@@ -126,7 +130,8 @@ impl LocalCluster {
         for i in 0..sizes.n_exec.max(sizes.n_ver) as u32 {
             let mut builder = NodeBuilder::new(spec.clone())
                 .storage(options.storage.clone())
-                .execution(options.execution);
+                .execution(options.execution)
+                .forced_divergence(options.forced_divergence_ppm);
             if let Some(threads) = options.threads {
                 builder = builder.threads(threads);
             }

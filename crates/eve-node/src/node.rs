@@ -110,11 +110,18 @@ pub enum NodeError {
 /// Starts a replica's execution thread, with its journal when the node keeps its state on
 /// disk; returns what the journal's recovery found (none for a new data directory or in
 /// memory).
+/// How a node's replica executes: what the builder chose.
+#[derive(Clone, Copy, Debug)]
+struct ExecSetup {
+    threads: usize,
+    execution: Execution,
+    forced_divergence_ppm: u32,
+}
+
 type ExecSpawner = Box<
     dyn FnOnce(
             &ValidConfig,
-            usize,
-            Execution,
+            ExecSetup,
             Option<&std::path::Path>,
         ) -> Result<(ExecHandle, Option<Recovered>), NodeError>
         + Send,
@@ -140,6 +147,7 @@ pub struct NodeBuilder {
     restarted: Option<u64>,
     storage: Storage,
     execution: Execution,
+    forced_divergence_ppm: u32,
 }
 
 /// How a replica runs the requests of a batch.
@@ -165,6 +173,7 @@ impl NodeBuilder {
             restarted: None,
             storage: Storage::Memory,
             execution: Execution::Parallel,
+            forced_divergence_ppm: 0,
         }
     }
 
@@ -175,15 +184,16 @@ impl NodeBuilder {
         credentials: Credentials,
         app: A,
     ) -> Self {
-        let spawner: ExecSpawner = Box::new(move |config, threads, execution, dir| {
-            let runner =
-                ThreadPoolRunner::new(threads).map_err(|e| NodeError::Executor(e.to_string()))?;
+        let spawner: ExecSpawner = Box::new(move |config, setup, dir| {
+            let runner = ThreadPoolRunner::new(setup.threads)
+                .map_err(|e| NodeError::Executor(e.to_string()))?;
             let state = StateStore::new(StateConfig::from_cluster(config));
-            let mixer: Box<dyn Mixer> = match execution {
+            let mixer: Box<dyn Mixer> = match setup.execution {
                 Execution::Parallel => Box::new(GreedyMixer),
                 Execution::Sequential => Box::new(SequentialMixer),
             };
-            let mut executor = Executor::new(app, state, mixer, Box::new(runner));
+            let mut executor = Executor::new(app, state, mixer, Box::new(runner))
+                .with_forced_divergence(setup.forced_divergence_ppm, u64::from(id.0) + 1);
             let (journal, recovered) = match dir {
                 Some(dir) => {
                     let me = NodeId::Replica(id);
@@ -213,6 +223,16 @@ impl NodeBuilder {
     /// How the replica runs each batch (default: [`Execution::Parallel`]).
     pub fn execution(mut self, execution: Execution) -> Self {
         self.execution = execution;
+        self
+    }
+
+    /// Benchmark and test knob: the replica diverges, as a concurrency bug would, in `ppm`
+    /// parts per million of the batches it executes in parallel (the same batches on every
+    /// replica, each replica differently: no token reaches a quorum, the cluster rolls back
+    /// and executes the batch again sequentially). See
+    /// [`Executor::with_forced_divergence`](eve_exec::Executor::with_forced_divergence).
+    pub fn forced_divergence(mut self, ppm: u32) -> Self {
+        self.forced_divergence_ppm = ppm;
         self
     }
 
@@ -269,7 +289,12 @@ impl NodeBuilder {
             };
             // The data directory first: a node pointed at another cluster's data stops before
             // it takes its port.
-            let (exec, recovered) = spawner(&config, self.threads, self.execution, dir)?;
+            let setup = ExecSetup {
+                threads: self.threads,
+                execution: self.execution,
+                forced_divergence_ppm: self.forced_divergence_ppm,
+            };
+            let (exec, recovered) = spawner(&config, setup, dir)?;
             let (transport, inbound) =
                 self.transport(me, &credentials, Some(keyring.clone()), None)?;
             node.exec_stats = Some(exec.stats.clone());

@@ -25,15 +25,25 @@ pub struct Table {
 impl Table {
     /// An empty table; prints its header row at once.
     pub fn new(columns: &[Column]) -> Self {
-        let table = Self {
+        let table = Self::new_quiet(columns);
+        table.print_header();
+        table
+    }
+
+    /// An empty table that prints nothing yet (see [`print_header`](Self::print_header)).
+    pub fn new_quiet(columns: &[Column]) -> Self {
+        Self {
             columns: columns.to_vec(),
             rows: Vec::new(),
-        };
-        let names: Vec<String> = columns.iter().map(|c| c.name.to_owned()).collect();
-        println!("{}", table.terminal_line(&names));
-        let rule: Vec<String> = columns.iter().map(|c| "-".repeat(c.width)).collect();
-        println!("{}", table.terminal_line(&rule));
-        table
+        }
+    }
+
+    /// Prints the header row and its rule.
+    pub fn print_header(&self) {
+        let names: Vec<String> = self.columns.iter().map(|c| c.name.to_owned()).collect();
+        println!("{}", self.terminal_line(&names));
+        let rule: Vec<String> = self.columns.iter().map(|c| "-".repeat(c.width)).collect();
+        println!("{}", self.terminal_line(&rule));
     }
 
     /// Adds a row, one cell per column, and prints it.

@@ -104,6 +104,11 @@ pub struct E2eArgs {
     /// The first port of the clusters' nodes (each system started takes the next 8)
     #[arg(long, default_value_t = 7800)]
     base_port: u16,
+    /// The cost of divergence: eve is measured again with this percent of its parallel
+    /// batches forced to diverge on every replica (each rolled back and executed again
+    /// sequentially), comma-separated; 0 adds nothing
+    #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "0")]
+    diverge: Vec<f64>,
     /// Seed of the workload's draws
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -189,7 +194,7 @@ const COLUMNS: [Column; 11] = [
     },
     Column {
         name: "system",
-        width: 7,
+        width: 12,
     },
     Column {
         name: "ops_s",
@@ -260,6 +265,29 @@ const RATIO_COLUMNS: [Column; 8] = [
     },
 ];
 
+const DIVERGENCE_COLUMNS: [Column; 5] = [
+    Column {
+        name: "threads",
+        width: 7,
+    },
+    Column {
+        name: "workload",
+        width: 22,
+    },
+    Column {
+        name: "diverged_pct",
+        width: 12,
+    },
+    Column {
+        name: "ops_s",
+        width: 9,
+    },
+    Column {
+        name: "vs_eve_clean",
+        width: 12,
+    },
+];
+
 /// Runs the comparison, printing a row per system and point, then the ratios.
 pub fn run(args: &E2eArgs) -> Result<()> {
     let systems: Vec<System> = match &args.systems {
@@ -307,6 +335,11 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         "--bucket-bits {}: must be in {MERKLE_BUCKET_BITS_MIN} ..= {MERKLE_BUCKET_BITS_MAX}",
         args.bucket_bits
     );
+    ensure!(
+        args.diverge.iter().all(|p| (0.0..=100.0).contains(p)),
+        "--diverge: each value is a percentage, 0 ..= 100"
+    );
+    let diverge: Vec<f64> = args.diverge.iter().copied().filter(|&p| p > 0.0).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args.threads.clone().unwrap_or_else(|| vec![cores]);
     ensure!(
@@ -350,6 +383,14 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         },
     );
     header.fact("executor threads per replica", &join(threads.iter()));
+    header.fact(
+        "eve again with parallel batches forced to diverge (%)",
+        &if diverge.is_empty() {
+            "none".to_owned()
+        } else {
+            join(diverge.iter())
+        },
+    );
     header.fact("state buckets", &format!("2^{}", args.bucket_bits));
     header.fact(
         "seconds per system and point (warm-up)",
@@ -370,15 +411,28 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let mut table = Table::new(&COLUMNS);
     let mut results: BTreeMap<(usize, usize, System), LoadReport> = BTreeMap::new();
+    let mut diverged: BTreeMap<(usize, usize, usize), LoadReport> = BTreeMap::new();
     let mut started = 0u16;
     for (t, &threads) in threads.iter().enumerate() {
         for (w, &workload) in workloads.iter().enumerate() {
-            for &system in &systems {
+            // Every system, then eve again at each forced divergence rate.
+            let again = if systems.contains(&System::Eve) {
+                diverge.len()
+            } else {
+                0
+            };
+            let runs = systems
+                .iter()
+                .map(|&s| (s, None))
+                .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))));
+            for (system, divergence) in runs {
                 // Each system starts on ports of its own: a stopped cluster's sockets may linger.
                 let setup = Setup {
                     threads,
                     base_port: port_block(args.base_port, started)?,
                     bucket_bits: args.bucket_bits,
+                    forced_divergence_ppm: divergence
+                        .map_or(0, |(_, pct)| (pct * 10_000.0).round() as u32),
                 };
                 started += 1;
                 let report = runtime
@@ -401,10 +455,14 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                     .map_or("-".to_owned(), |seq| {
                         format!("{:.2}", report.throughput() / seq.throughput())
                     });
+                let name = match divergence {
+                    None => system.name().to_owned(),
+                    Some((_, pct)) => format!("eve@{pct}%div"),
+                };
                 table.push(vec![
                     threads.to_string(),
                     workload.label(),
-                    system.name().to_owned(),
+                    name,
                     format!("{:.0}", report.throughput()),
                     format!("{:.2}", report.latency_ms(0.50)),
                     format!("{:.2}", report.latency_ms(0.99)),
@@ -417,7 +475,10 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                     report.missed.to_string(),
                     vs,
                 ]);
-                results.insert((t, w, system), report);
+                match divergence {
+                    None => results.insert((t, w, system), report),
+                    Some((d, _)) => diverged.insert((t, w, d), report),
+                };
             }
         }
     }
@@ -443,8 +504,37 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             ]);
         }
     }
+    let mut cost = Table::new_quiet(&DIVERGENCE_COLUMNS);
+    if !diverge.is_empty() {
+        println!();
+        cost.print_header();
+        for (t, &threads) in threads.iter().enumerate() {
+            for (w, workload) in workloads.iter().enumerate() {
+                let clean = results.get(&(t, w, System::Eve));
+                for (d, pct) in diverge.iter().enumerate() {
+                    let Some(report) = diverged.get(&(t, w, d)) else {
+                        continue;
+                    };
+                    cost.push(vec![
+                        threads.to_string(),
+                        workload.label(),
+                        pct.to_string(),
+                        format!("{:.0}", report.throughput()),
+                        clean.map_or("-".to_owned(), |c| {
+                            format!("{:.2}", report.throughput() / c.throughput())
+                        }),
+                    ]);
+                }
+            }
+        }
+    }
     if let Some(out) = &args.out {
-        for path in header.write(out, &[&table, &ratios])? {
+        let tables = if diverge.is_empty() {
+            vec![&table, &ratios]
+        } else {
+            vec![&table, &ratios, &cost]
+        };
+        for path in header.write(out, &tables)? {
             println!("wrote {}", path.display());
         }
     }

@@ -103,6 +103,8 @@ pub struct Setup {
     pub base_port: u16,
     /// Merkle buckets of the state: `2^bucket_bits`.
     pub bucket_bits: u8,
+    /// Parts per million of parallel batches every replica is made to diverge on (clusters).
+    pub forced_divergence_ppm: u32,
 }
 
 impl Running {
@@ -117,6 +119,7 @@ impl Running {
             options.threads = Some(setup.threads);
             options.execution = execution;
             options.bucket_bits = Some(setup.bucket_bits);
+            options.forced_divergence_ppm = setup.forced_divergence_ppm;
             let dir = disk.then(|| {
                 std::env::temp_dir().join(format!(
                     "eve-bench-{}-{}",
@@ -137,9 +140,11 @@ impl Running {
             System::PrimaryBackup => {
                 cluster(ReplicationMode::PrimaryBackup, Execution::Parallel, false)
             }
-            System::EveByzantine => {
-                cluster(ReplicationMode::Eve { u: 1, r: 1 }, Execution::Parallel, false)
-            }
+            System::EveByzantine => cluster(
+                ReplicationMode::Eve { u: 1, r: 1 },
+                Execution::Parallel,
+                false,
+            ),
             System::EveDisk => cluster(eve, Execution::Parallel, true),
             System::Alone => {
                 let state =
