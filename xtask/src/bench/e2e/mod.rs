@@ -21,6 +21,7 @@ mod keys;
 mod kv;
 mod load;
 mod micro;
+mod plot;
 mod systems;
 
 use super::calibrate::Calibration;
@@ -537,8 +538,81 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         for path in header.write(out, &tables)? {
             println!("wrote {}", path.display());
         }
+        for path in charts(
+            out, &threads, &workloads, &systems, &diverge, &results, &diverged,
+        )? {
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
+}
+
+/// Draws the charts next to `out`: throughput against executor threads for each workload
+/// (when more than one thread count was measured), and eve's throughput against the share of
+/// batches forced to diverge (when `--diverge` asked for some). Returns the files written.
+fn charts(
+    out: &std::path::Path,
+    threads: &[usize],
+    workloads: &[Workload],
+    systems: &[System],
+    diverge: &[f64],
+    results: &BTreeMap<(usize, usize, System), LoadReport>,
+    diverged: &BTreeMap<(usize, usize, usize), LoadReport>,
+) -> Result<Vec<PathBuf>> {
+    let stem = out.with_extension("");
+    let named = |suffix: &str| PathBuf::from(format!("{}-{suffix}.svg", stem.display()));
+    let mut written = Vec::new();
+    if threads.len() > 1 {
+        for (w, workload) in workloads.iter().enumerate() {
+            let series: Vec<plot::Series> = systems
+                .iter()
+                .map(|&system| plot::Series {
+                    name: system.name().to_owned(),
+                    points: threads
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(t, &n)| {
+                            let report = results.get(&(t, w, system))?;
+                            Some((n as f64, report.throughput()))
+                        })
+                        .collect(),
+                })
+                .collect();
+            let path = named(&format!("threads-{}", workload.label()));
+            let title = format!("{}: throughput against executor threads", workload.label());
+            plot::line_chart(&path, &title, ("threads per replica", "ops/s"), &series)?;
+            written.push(path);
+        }
+    }
+    if !diverge.is_empty() {
+        let series: Vec<plot::Series> = workloads
+            .iter()
+            .enumerate()
+            .map(|(w, workload)| {
+                let clean = results
+                    .get(&(0, w, System::Eve))
+                    .map(|r| (0.0, r.throughput()));
+                let forced = diverge
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(d, &pct)| Some((pct, diverged.get(&(0, w, d))?.throughput())));
+                plot::Series {
+                    name: workload.label(),
+                    points: clean.into_iter().chain(forced).collect(),
+                }
+            })
+            .collect();
+        let path = named("divergence");
+        let title = format!("eve: the cost of divergence ({} threads)", threads[0]);
+        plot::line_chart(
+            &path,
+            &title,
+            ("parallel batches forced to diverge (%)", "ops/s"),
+            &series,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Starts `system` with the application `workload` needs, loads it, drives it, stops it.
