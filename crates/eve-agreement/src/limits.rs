@@ -20,6 +20,11 @@ pub const CLIENT_IN_FLIGHT_MAX: usize = 8;
 /// is remembered, to catch up by state transfer).
 pub const SEQ_WINDOW: u64 = 4 * PIPELINE_DEPTH_MAX as u64;
 
+/// Most batches of a view it has not entered yet a replica keeps, to execute once it enters
+/// that view (a pipeline's worth: the new primary's first batches, which often arrive before
+/// the announcement of the view they belong to).
+pub const FUTURE_VIEW_BATCHES_MAX: usize = PIPELINE_DEPTH_MAX;
+
 /// Most forwarded requests a replica watches for the primary to order.
 pub const FORWARDED_MAX: usize = 10_000;
 

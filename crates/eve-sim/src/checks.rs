@@ -159,6 +159,11 @@ impl Checks {
 
     /// Checks the whole history for linearizability, key by key.
     pub fn check_history(&mut self, report: &mut RunReport) {
+        report.slowest_call = self
+            .history
+            .iter()
+            .filter_map(|e| Some(((e.complete? - e.invoke) / 1000, e.client, e.invoke / 1000)))
+            .max();
         match check_kv_history(&self.history, SearchBudget::default()) {
             Ok(stats) => report.counts.linearizable_calls += stats.calls as u64,
             Err(violation) => report.violation(format!("history is not linearizable: {violation}")),

@@ -184,6 +184,9 @@ pub struct RunReport {
     /// Why the run ended stalled, when every replica reported it (a run whose committed
     /// state was lost on purpose); not a violation.
     pub stalled: Option<String>,
+    /// The completed call that took longest, in simulated time: `(milliseconds, client,
+    /// invoked at in milliseconds)`.
+    pub slowest_call: Option<(u64, u64, u64)>,
     /// Each node's state at the end of a failed run, to diagnose it.
     pub final_state: Vec<String>,
     /// Every event processed, one line each, when the run kept a log.

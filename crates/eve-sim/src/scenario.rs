@@ -125,6 +125,10 @@ pub struct Faults {
     /// At each power failure one node, within the faults the configuration tolerates, loses
     /// its disk entirely or finds a corrupted byte in one of its files (durable runs).
     pub disk_faults: bool,
+    /// Parts per million of parallel batches every replica is made to diverge on, each
+    /// differently (`Executor::with_forced_divergence`): no token reaches a quorum, and the
+    /// cluster rolls back and executes the batch again sequentially. Not drawn from seeds.
+    pub forced_divergence_ppm: u32,
     /// When faults stop.
     pub heal_ms: u64,
     /// How long after healing every pending request has to complete.
@@ -154,6 +158,7 @@ impl Faults {
             durable: false,
             power_failures: 0,
             disk_faults: false,
+            forced_divergence_ppm: 0,
             heal_ms: 0,
             liveness_ms: 30_000,
         }

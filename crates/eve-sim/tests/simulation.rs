@@ -225,3 +225,39 @@ fn a_replica_restarted_on_a_large_state_catches_up_in_many_chunks() {
         report.counts
     );
 }
+
+/// A batch that no token quorum accepts costs a view change, a rollback and a sequential
+/// re-execution, never a client's timeout: with a tenth of the parallel batches forced to
+/// diverge (and nothing else going wrong), no call waits as long as one verifier timeout.
+/// Two gaps it found: a request relayed to the new primary before it had heard of its view
+/// was dropped (the client retransmitted after `client_retransmit_ms`), and the new primary's
+/// first batches, arriving before the view's announcement, were dropped (the replica waited
+/// for its catch-up timer and a state transfer).
+#[test]
+fn forced_divergence_costs_no_call_a_timeout() {
+    let modes = [
+        ReplicationMode::Eve { u: 1, r: 0 },
+        ReplicationMode::Eve { u: 1, r: 1 },
+        ReplicationMode::Eve { u: 2, r: 0 },
+    ];
+    for mode in modes {
+        for seed in 0..10 {
+            let mut scenario = Scenario::quiet(seed, mode);
+            scenario.faults.forced_divergence_ppm = 100_000;
+            scenario.clients = 8;
+            scenario.ops_per_client = 60;
+            let timeout = scenario.cluster.verify_timeout_ms;
+            let report = run_scenario(scenario);
+            assert_passes(&report);
+            assert!(
+                report.counts.view_changes > 10,
+                "{mode:?} seed {seed}: divergences"
+            );
+            let (slowest, client, at) = report.slowest_call.expect("calls completed");
+            assert!(
+                slowest < timeout,
+                "{mode:?} seed {seed}: client {client}'s call at {at} ms took {slowest} ms"
+            );
+        }
+    }
+}

@@ -168,6 +168,12 @@ pub struct Replica {
     last_reply: ReplyTable,
     /// Forwarded requests and when the primary should have ordered them by.
     forwarded: BTreeMap<(ClientId, RequestNo), Time>,
+    /// Batches of a view this replica has not entered, from that view's primary, kept to be
+    /// taken up when it enters the view (at most [`FUTURE_VIEW_BATCHES_MAX`], of the highest
+    /// such view).
+    ///
+    /// [`FUTURE_VIEW_BATCHES_MAX`]: crate::limits::FUTURE_VIEW_BATCHES_MAX
+    future_batches: Vec<(ReplicaId, Batch)>,
     // --- repair ---
     transfer: Option<Transfer>,
     /// Whether the state holds the committed version's objects: not after a restart, whose
@@ -224,6 +230,7 @@ impl Replica {
             sequential_next: false,
             last_reply: ReplyTable::default(),
             forwarded: BTreeMap::new(),
+            future_batches: Vec::new(),
             transfer: None,
             state_is_committed: true,
             unheld_streak: 0,
@@ -373,7 +380,12 @@ impl Replica {
 
     /// The primary of the current view.
     pub fn primary(&self) -> ReplicaId {
-        ReplicaId((self.view.0 % self.sizes.n_exec as u64) as u32)
+        self.primary_of(self.view)
+    }
+
+    /// The primary of `view`.
+    fn primary_of(&self, view: View) -> ReplicaId {
+        ReplicaId((view.0 % self.sizes.n_exec as u64) as u32)
     }
 
     /// Whether this replica is the primary.

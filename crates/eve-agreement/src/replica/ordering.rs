@@ -3,7 +3,7 @@
 
 use super::{Replica, Slot};
 use crate::exec_side::ExecCommand;
-use crate::limits::{FORWARDED_MAX, SEQ_WINDOW};
+use crate::limits::{FORWARDED_MAX, FUTURE_VIEW_BATCHES_MAX, SEQ_WINDOW};
 use crate::message::{Batch, Message};
 use crate::node::NodeId;
 use crate::requests::{Seen, batch_nondet, client_at_limit, drop_reason};
@@ -78,6 +78,14 @@ impl Replica {
                 let deadline = now.plus_ms(self.verify_timeout_ms());
                 self.forwarded.entry(key).or_insert(deadline);
             }
+        } else if !self.in_flight.contains(&key) {
+            // Relayed by a replica that takes this one for the primary: it entered a view this
+            // one has not entered yet. Dropped, the request would wait for its client's
+            // retransmission; kept, entering the view re-issues it (or hands it to the view's
+            // primary, with everything else pending).
+            if let Err(reason) = self.pending.push(request) {
+                self.counters.drops.count(reason);
+            }
         }
     }
 
@@ -128,6 +136,10 @@ impl Replica {
     }
 
     pub(super) fn on_execute_batch(&mut self, now: Time, from: ReplicaId, batch: Batch) {
+        if batch.view > self.view && from == self.primary_of(batch.view) {
+            self.keep_future_batch(from, batch);
+            return;
+        }
         if batch.view != self.view {
             self.counters.drops.count("batch-of-another-view");
             return;
@@ -256,6 +268,40 @@ impl Replica {
                 }
             }
             _ => self.gap_since = Some((missing, now)),
+        }
+    }
+
+    /// Keeps a batch the primary of a view this replica has not entered sent: the new primary's
+    /// first batches often arrive before the announcement of the view's start, and dropped,
+    /// they would leave a gap that only the catch-up timer and a state transfer close. Only
+    /// the highest such view's batches are kept, at most [`FUTURE_VIEW_BATCHES_MAX`].
+    fn keep_future_batch(&mut self, from: ReplicaId, batch: Batch) {
+        if let Some(kept) = self.future_batches.first().map(|(_, b)| b.view) {
+            if batch.view < kept {
+                self.counters.drops.count("batch-of-another-view");
+                return;
+            }
+            if batch.view > kept {
+                self.future_batches.clear();
+            }
+        }
+        if self.future_batches.len() >= FUTURE_VIEW_BATCHES_MAX {
+            self.counters.drops.count("future-view-batches-full");
+            return;
+        }
+        self.future_batches.push((from, batch));
+    }
+
+    /// Takes up the kept batches of the view just entered (and forgets those of older views).
+    pub(super) fn take_up_future_batches(&mut self, now: Time) {
+        let view = self.view;
+        let kept = std::mem::take(&mut self.future_batches);
+        for (from, batch) in kept {
+            if batch.view == view {
+                self.on_execute_batch(now, from, batch);
+            } else if batch.view > view {
+                self.future_batches.push((from, batch));
+            }
         }
     }
 

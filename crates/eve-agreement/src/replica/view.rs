@@ -41,6 +41,7 @@ impl Replica {
         }
         self.finish_view_change(now, start, kept, reissue);
         self.decline_if_primary(now);
+        self.take_up_future_batches(now);
     }
 
     /// The last batch of the unbroken run above `base` that the primary of `view` ordered, or
@@ -87,6 +88,7 @@ impl Replica {
         }
         self.arm_progress(now);
         self.decline_if_primary(now);
+        self.take_up_future_batches(now);
     }
 
     /// Switches to `view` and returns the requests of the batches it does not keep (all but

@@ -1355,7 +1355,8 @@ fn new_executor(
     } else {
         StateStore::new(state_config)
     };
-    let executor = Executor::new(app, state, mixer, Box::new(SeededRunner::new(seed)));
+    let executor = Executor::new(app, state, mixer, Box::new(SeededRunner::new(seed)))
+        .with_forced_divergence(faults.forced_divergence_ppm, u64::from(id.0) + 1);
     ReplicaExecutor::new(executor).with_chunk_bytes(SIM_CHUNK_BYTES)
 }
 
