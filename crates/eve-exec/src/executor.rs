@@ -70,7 +70,22 @@ pub struct Executor<A: Application> {
     stats: ExecStats,
     keys: Vec<ConflictKeys>,
     forced_divergence: Option<ForcedDivergence>,
+    adaptive: Option<Adaptive>,
 }
+
+/// See [`Executor::with_adaptive_inline`]: the recent wall time per request of parallel
+/// batches run on the pool and run inline, in nanoseconds (moving averages).
+#[derive(Clone, Copy, Debug, Default)]
+struct Adaptive {
+    pool_ns: f64,
+    inline_ns: f64,
+    /// Parallel batches run since the last time the slower way was tried again.
+    since_probe: u32,
+}
+
+/// Every this many parallel batches, [`Executor::with_adaptive_inline`] runs one the way it
+/// currently judges slower, so that its estimate follows the load.
+const ADAPTIVE_PROBE_EVERY: u32 = 16;
 
 /// A benchmark and test knob: see [`Executor::with_forced_divergence`].
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +113,19 @@ impl<A: Application> Executor<A> {
             stats: ExecStats::default(),
             keys: Vec::new(),
             forced_divergence: None,
+            adaptive: None,
         }
+    }
+
+    /// Runs each parallel batch either on the runner's threads or on the calling thread, in
+    /// its order, whichever has recently taken less wall time per request (trying the other
+    /// way every few batches). Waking other threads for microsecond requests can cost more
+    /// than it saves, above all when other processes hold the cores. The outcome is the same
+    /// either way (a parallel batch holds no conflicting requests); only the schedule depends
+    /// on the clock, so deterministic runs (the simulator) leave this off.
+    pub fn with_adaptive_inline(mut self) -> Self {
+        self.adaptive = Some(Adaptive::default());
+        self
     }
 
     /// Benchmark and test knob: makes this executor diverge, as a concurrency bug would, in
@@ -157,9 +184,41 @@ impl<A: Application> Executor<A> {
             ExecMode::Parallel => {
                 let schedule = mix(&self.app, self.mixer.as_ref(), &mut self.keys, requests);
                 for parallel_batch in schedule.parallel_batches() {
-                    self.runner.run(parallel_batch.len(), &|j| {
-                        batch.run_one(parallel_batch[j] as usize)
-                    });
+                    let len = parallel_batch.len();
+                    let run = |j: usize| batch.run_one(parallel_batch[j] as usize);
+                    let Some(adaptive) = &mut self.adaptive else {
+                        self.runner.run(len, &run);
+                        continue;
+                    };
+                    if len < 2 {
+                        (0..len).for_each(run);
+                        continue;
+                    }
+                    let inline_faster = adaptive.inline_ns < adaptive.pool_ns;
+                    adaptive.since_probe += 1;
+                    let probe = adaptive.since_probe >= ADAPTIVE_PROBE_EVERY;
+                    if probe {
+                        adaptive.since_probe = 0;
+                    }
+                    let inline = inline_faster != probe;
+                    let started = std::time::Instant::now();
+                    if inline {
+                        (0..len).for_each(run);
+                        self.stats.parallel_batches_inline += 1;
+                    } else {
+                        self.runner.run(len, &run);
+                    }
+                    let per_request = started.elapsed().as_nanos() as f64 / len as f64;
+                    let average = if inline {
+                        &mut adaptive.inline_ns
+                    } else {
+                        &mut adaptive.pool_ns
+                    };
+                    *average = if *average == 0.0 {
+                        per_request
+                    } else {
+                        0.8 * *average + 0.2 * per_request
+                    };
                 }
                 schedule.parallel_batch_count()
             }

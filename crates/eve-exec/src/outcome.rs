@@ -59,4 +59,7 @@ pub struct ExecStats {
     pub rollbacks: u64,
     /// Batches altered by [`Executor::with_forced_divergence`](crate::Executor::with_forced_divergence).
     pub forced_divergences: u64,
+    /// Parallel batches of two or more requests run on the calling thread by
+    /// [`Executor::with_adaptive_inline`](crate::Executor::with_adaptive_inline).
+    pub parallel_batches_inline: u64,
 }

@@ -312,3 +312,53 @@ fn forced_divergence_splits_parallel_executions_only() {
     let forced = one_percent.stats().forced_divergences;
     assert!((8..=35).contains(&forced), "{forced} of 2000");
 }
+
+/// Adaptive inline execution changes where a parallel batch runs, never what it produces:
+/// the same roots and replies as on the pool alone, batch after batch, and both ways are used
+/// (the slower one is tried again every few batches).
+#[test]
+fn adaptive_inline_runs_batches_both_ways_with_the_same_outcome() {
+    let executor = |adaptive: bool| {
+        let runner = ThreadPoolRunner::new(2).unwrap();
+        let executor = Executor::new(
+            Appender::default(),
+            state(),
+            Box::new(GreedyMixer),
+            Box::new(runner),
+        );
+        if adaptive {
+            executor.with_adaptive_inline()
+        } else {
+            executor
+        }
+    };
+    let (mut plain, mut adaptive) = (executor(false), executor(true));
+    for seq in 1..=100u64 {
+        let batch: Vec<Request> = (0..10u64)
+            .map(|c| {
+                let key = (b'a' + (c % 5) as u8) as char;
+                request(c + 1, seq, &format!("{key}{seq}"))
+            })
+            .collect();
+        let a = plain
+            .execute(BatchSeq(seq), &batch, nondet(), ExecMode::Parallel)
+            .unwrap();
+        let b = adaptive
+            .execute(BatchSeq(seq), &batch, nondet(), ExecMode::Parallel)
+            .unwrap();
+        assert_eq!(
+            (a.new_root, a.replies),
+            (b.new_root, b.replies),
+            "batch {seq}"
+        );
+        plain.mark_stable(BatchSeq(seq)).unwrap();
+        adaptive.mark_stable(BatchSeq(seq)).unwrap();
+    }
+    let stats = adaptive.stats();
+    assert!(stats.parallel_batches_inline > 0, "{stats:?}");
+    assert!(
+        stats.parallel_batches_inline < stats.parallel_batches,
+        "the pool was tried too: {stats:?}"
+    );
+    assert_eq!(plain.stats().parallel_batches_inline, 0);
+}

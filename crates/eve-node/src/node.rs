@@ -193,7 +193,8 @@ impl NodeBuilder {
                 Execution::Sequential => Box::new(SequentialMixer),
             };
             let mut executor = Executor::new(app, state, mixer, Box::new(runner))
-                .with_forced_divergence(setup.forced_divergence_ppm, u64::from(id.0) + 1);
+                .with_forced_divergence(setup.forced_divergence_ppm, u64::from(id.0) + 1)
+                .with_adaptive_inline();
             let (journal, recovered) = match dir {
                 Some(dir) => {
                     let me = NodeId::Replica(id);
