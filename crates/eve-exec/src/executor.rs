@@ -94,6 +94,10 @@ struct ForcedDivergence {
     salt: u64,
 }
 
+/// Mixed into a batch's sequence number to draw whether the forced-divergence knob alters it:
+/// the draw depends on the batch alone, so every replica alters the same batches.
+const FORCED_DIVERGENCE_DRAW: u64 = 0xD17E_26E5;
+
 /// The object a forced divergence writes (a system key: applications cannot touch it).
 pub const FORCED_DIVERGENCE_KEY: &[u8] = b"\xffeve/forced-divergence";
 
@@ -229,7 +233,8 @@ impl<A: Application> Executor<A> {
         };
         if let Some(forced) = self.forced_divergence
             && mode == ExecMode::Parallel
-            && eve_types::splitmix64(seq.0 ^ 0xD1_7E_26_E5) % 1_000_000 < u64::from(forced.ppm)
+            && eve_types::splitmix64(seq.0 ^ FORCED_DIVERGENCE_DRAW) % 1_000_000
+                < u64::from(forced.ppm)
         {
             self.state
                 .put(

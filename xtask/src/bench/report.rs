@@ -15,6 +15,13 @@ pub struct Column {
     pub width: usize,
 }
 
+impl Column {
+    /// A column named `name`, `width` characters wide on the terminal.
+    pub const fn new(name: &'static str, width: usize) -> Self {
+        Self { name, width }
+    }
+}
+
 /// A table whose rows print as they are added.
 #[derive(Debug)]
 pub struct Table {

@@ -24,6 +24,15 @@ pub enum Ycsb {
 }
 
 impl Ycsb {
+    /// The name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ycsb::A => "ycsb-a",
+            Ycsb::B => "ycsb-b",
+            Ycsb::C => "ycsb-c",
+        }
+    }
+
     /// Percent of requests that read.
     pub fn read_pct(self) -> u64 {
         match self {

@@ -131,11 +131,7 @@ impl Workload {
         match self {
             Workload::Micro { work_us, .. } => format!("micro-{work_us}us"),
             Workload::Ycsb { workload, keys } => {
-                format!(
-                    "ycsb-{}-{}",
-                    format!("{workload:?}").to_lowercase(),
-                    keys.name()
-                )
+                format!("{}-{}", workload.name(), keys.name())
             }
             Workload::Transfer { keys } => format!("transfer-{}", keys.name()),
         }
@@ -185,108 +181,36 @@ fn workloads(args: &E2eArgs, calibration: &Calibration) -> Result<Vec<Workload>>
 const SECONDS_MAX: f64 = 3600.0;
 
 const COLUMNS: [Column; 11] = [
-    Column {
-        name: "threads",
-        width: 7,
-    },
-    Column {
-        name: "workload",
-        width: 22,
-    },
-    Column {
-        name: "system",
-        width: 12,
-    },
-    Column {
-        name: "ops_s",
-        width: 9,
-    },
-    Column {
-        name: "p50_ms",
-        width: 7,
-    },
-    Column {
-        name: "p99_ms",
-        width: 7,
-    },
-    Column {
-        name: "p999_ms",
-        width: 8,
-    },
-    Column {
-        name: "svc_p99_ms",
-        width: 10,
-    },
-    Column {
-        name: "failed",
-        width: 6,
-    },
-    Column {
-        name: "missed",
-        width: 6,
-    },
-    Column {
-        name: "vs_eve_seq",
-        width: 10,
-    },
+    Column::new("threads", 7),
+    Column::new("workload", 22),
+    Column::new("system", 12),
+    Column::new("ops_s", 9),
+    Column::new("p50_ms", 7),
+    Column::new("p99_ms", 7),
+    Column::new("p999_ms", 8),
+    Column::new("svc_p99_ms", 10),
+    Column::new("failed", 6),
+    Column::new("missed", 6),
+    Column::new("vs_eve_seq", 10),
 ];
 
 const RATIO_COLUMNS: [Column; 8] = [
-    Column {
-        name: "threads",
-        width: 7,
-    },
-    Column {
-        name: "workload",
-        width: 22,
-    },
-    Column {
-        name: "eve/eve-seq",
-        width: 11,
-    },
-    Column {
-        name: "limit",
-        width: 5,
-    },
-    Column {
-        name: "pb/eve-seq",
-        width: 10,
-    },
-    Column {
-        name: "eve/alone",
-        width: 9,
-    },
-    Column {
-        name: "eve-r1/eve",
-        width: 10,
-    },
-    Column {
-        name: "eve-disk/eve",
-        width: 12,
-    },
+    Column::new("threads", 7),
+    Column::new("workload", 22),
+    Column::new("eve/eve-seq", 11),
+    Column::new("limit", 5),
+    Column::new("pb/eve-seq", 10),
+    Column::new("eve/alone", 9),
+    Column::new("eve-r1/eve", 10),
+    Column::new("eve-disk/eve", 12),
 ];
 
 const DIVERGENCE_COLUMNS: [Column; 5] = [
-    Column {
-        name: "threads",
-        width: 7,
-    },
-    Column {
-        name: "workload",
-        width: 22,
-    },
-    Column {
-        name: "diverged_pct",
-        width: 12,
-    },
-    Column {
-        name: "ops_s",
-        width: 9,
-    },
-    Column {
-        name: "vs_eve_clean",
-        width: 12,
-    },
+    Column::new("threads", 7),
+    Column::new("workload", 22),
+    Column::new("diverged_pct", 12),
+    Column::new("ops_s", 9),
+    Column::new("vs_eve_clean", 12),
 ];
 
 /// Runs the comparison, printing a row per system and point, then the ratios.
