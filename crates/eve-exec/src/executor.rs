@@ -73,10 +73,12 @@ pub struct Executor<A: Application> {
     adaptive: Option<Adaptive>,
 }
 
-/// See [`Executor::with_adaptive_inline`]: the recent wall time per request of parallel
-/// batches run on the pool and run inline, in nanoseconds (moving averages).
-#[derive(Clone, Copy, Debug, Default)]
+/// See [`Executor::with_adaptive_inline`]: the caller's clock, and the recent wall time per
+/// request of parallel batches run on the pool and run inline, in nanoseconds (moving
+/// averages).
+#[derive(Clone, Copy, Debug)]
 struct Adaptive {
+    now_ns: fn() -> u64,
     pool_ns: f64,
     inline_ns: f64,
     /// Parallel batches run since the last time the slower way was tried again.
@@ -126,9 +128,15 @@ impl<A: Application> Executor<A> {
     /// way every few batches). Waking other threads for microsecond requests can cost more
     /// than it saves, above all when other processes hold the cores. The outcome is the same
     /// either way (a parallel batch holds no conflicting requests); only the schedule depends
-    /// on the clock, so deterministic runs (the simulator) leave this off.
-    pub fn with_adaptive_inline(mut self) -> Self {
-        self.adaptive = Some(Adaptive::default());
+    /// on the clock, so deterministic runs (the simulator) leave this off. `now_ns` is the
+    /// caller's monotonic clock in nanoseconds: the executor reads none of its own.
+    pub fn with_adaptive_inline(mut self, now_ns: fn() -> u64) -> Self {
+        self.adaptive = Some(Adaptive {
+            now_ns,
+            pool_ns: 0.0,
+            inline_ns: 0.0,
+            since_probe: 0,
+        });
         self
     }
 
@@ -205,14 +213,15 @@ impl<A: Application> Executor<A> {
                         adaptive.since_probe = 0;
                     }
                     let inline = inline_faster != probe;
-                    let started = std::time::Instant::now();
+                    let started = (adaptive.now_ns)();
                     if inline {
                         (0..len).for_each(run);
                         self.stats.parallel_batches_inline += 1;
                     } else {
                         self.runner.run(len, &run);
                     }
-                    let per_request = started.elapsed().as_nanos() as f64 / len as f64;
+                    let elapsed = (adaptive.now_ns)().saturating_sub(started);
+                    let per_request = elapsed as f64 / len as f64;
                     let average = if inline {
                         &mut adaptive.inline_ns
                     } else {

@@ -313,6 +313,14 @@ fn forced_divergence_splits_parallel_executions_only() {
     assert!((8..=35).contains(&forced), "{forced} of 2000");
 }
 
+fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_nanos() as u64
+}
+
 /// Adaptive inline execution changes where a parallel batch runs, never what it produces:
 /// the same roots and replies as on the pool alone, batch after batch, and both ways are used
 /// (the slower one is tried again every few batches).
@@ -327,7 +335,7 @@ fn adaptive_inline_runs_batches_both_ways_with_the_same_outcome() {
             Box::new(runner),
         );
         if adaptive {
-            executor.with_adaptive_inline()
+            executor.with_adaptive_inline(monotonic_ns)
         } else {
             executor
         }

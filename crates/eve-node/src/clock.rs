@@ -28,3 +28,10 @@ impl NodeClock {
         self.start + Duration::from_micros(at.0)
     }
 }
+
+/// Nanoseconds on the monotonic clock since the process first asked: the clock the node lends
+/// its executors to time their parallel batches (`Executor::with_adaptive_inline`).
+pub fn monotonic_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}

@@ -194,7 +194,7 @@ impl NodeBuilder {
             };
             let mut executor = Executor::new(app, state, mixer, Box::new(runner))
                 .with_forced_divergence(setup.forced_divergence_ppm, u64::from(id.0) + 1)
-                .with_adaptive_inline();
+                .with_adaptive_inline(crate::clock::monotonic_ns);
             let (journal, recovered) = match dir {
                 Some(dir) => {
                     let me = NodeId::Replica(id);
