@@ -9,7 +9,9 @@
 //! - `pb`: Eve's primary-backup mode, parallel (what the paper compares with Remus);
 //! - `alone`: the application alone, unreplicated, parallel: the ceiling;
 //! - `eve-r1`: Eve tolerating a Byzantine fault (u = 1, r = 1), and `eve-disk`: Eve with every
-//!   role on disk: what each costs.
+//!   role on disk: what each costs;
+//! - `etcd`: three etcd members on loopback, found on the `PATH` (YCSB workloads only): the
+//!   peer a user would otherwise pick, driven through its JSON gateway ([`etcd`]).
 //!
 //! The report gives throughput and latency percentiles per system, and the ratios eve/eve-seq,
 //! pb/eve-seq and eve/alone beside the limit the machine sets: replicas that share one machine
@@ -17,6 +19,7 @@
 //! where sequential uses `R`, and eve/eve-seq can reach at most about `max(1, C / R)`.
 
 mod alone;
+mod etcd;
 mod keys;
 mod kv;
 mod load;
@@ -47,7 +50,7 @@ use systems::{Running, Setup, System};
 #[derive(Debug, Args)]
 pub struct E2eArgs {
     /// Systems to measure, comma-separated, in this order: eve-seq, eve, pb, alone, eve-r1,
-    /// eve-disk [default: all]
+    /// eve-disk, etcd (YCSB only; from the PATH) [default: all; etcd when installed]
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     systems: Option<Vec<String>>,
     /// Workloads, comma-separated: micro (busy work, see --work-us), ycsb-a, ycsb-b, ycsb-c
@@ -194,7 +197,7 @@ const COLUMNS: [Column; 11] = [
     Column::new("vs_eve_seq", 10),
 ];
 
-const RATIO_COLUMNS: [Column; 8] = [
+const RATIO_COLUMNS: [Column; 9] = [
     Column::new("threads", 7),
     Column::new("workload", 22),
     Column::new("eve/eve-seq", 11),
@@ -203,6 +206,7 @@ const RATIO_COLUMNS: [Column; 8] = [
     Column::new("eve/alone", 9),
     Column::new("eve-r1/eve", 10),
     Column::new("eve-disk/eve", 12),
+    Column::new("eve-disk/etcd", 13),
 ];
 
 const DIVERGENCE_COLUMNS: [Column; 5] = [
@@ -215,7 +219,7 @@ const DIVERGENCE_COLUMNS: [Column; 5] = [
 
 /// Runs the comparison, printing a row per system and point, then the ratios.
 pub fn run(args: &E2eArgs) -> Result<()> {
-    let systems: Vec<System> = match &args.systems {
+    let mut systems: Vec<System> = match &args.systems {
         Some(names) => names
             .iter()
             .map(|n| System::parse(n))
@@ -223,6 +227,19 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         None => System::ALL.to_vec(),
     };
     ensure!(!systems.is_empty(), "--systems needs at least one system");
+    let etcd_binary = if systems.contains(&System::Etcd) {
+        match etcd::find() {
+            Some(binary) => Some(binary),
+            None if args.systems.is_some() => anyhow::bail!("--systems etcd: {}", etcd::MISSING),
+            None => {
+                println!("etcd: not measured: {}", etcd::MISSING);
+                systems.retain(|&s| s != System::Etcd);
+                None
+            }
+        }
+    } else {
+        None
+    };
     ensure!(
         args.conflicts <= 100,
         "--conflicts {}: a percentage",
@@ -288,6 +305,12 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         &release::command_line(),
     );
     header.fact("systems", &join(systems.iter().map(|s| s.name())));
+    if let Some(binary) = &etcd_binary {
+        header.fact(
+            "etcd (YCSB workloads only)",
+            &format!("{} ({})", etcd::version(binary)?, binary.display()),
+        );
+    }
     header.fact("workloads", &join(workloads.iter().map(|w| w.label())));
     header.fact(
         "conflicting requests of micro (%)",
@@ -348,6 +371,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             };
             let runs = systems
                 .iter()
+                .filter(|&&s| s != System::Etcd || matches!(workload, Workload::Ycsb { .. }))
                 .map(|&s| (s, None))
                 .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))));
             for (system, divergence) in runs {
@@ -426,6 +450,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                 ratio(System::Eve, System::Alone),
                 ratio(System::EveByzantine, System::Eve),
                 ratio(System::EveDisk, System::Eve),
+                ratio(System::EveDisk, System::Etcd),
             ]);
         }
     }
@@ -549,9 +574,9 @@ async fn measure_one(
     window: (Duration, Duration),
 ) -> Result<LoadReport> {
     let running = match workload {
-        Workload::Micro { .. } => Running::start(system, setup, || BusyWork)?,
+        Workload::Micro { .. } => Running::start(system, setup, || BusyWork).await?,
         Workload::Ycsb { .. } | Workload::Transfer { .. } => {
-            Running::start(system, setup, || KvStore)?
+            Running::start(system, setup, || KvStore).await?
         }
     };
     let mut callers = Vec::new();

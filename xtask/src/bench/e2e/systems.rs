@@ -2,6 +2,7 @@
 //! and stopped after it.
 
 use super::alone::Alone;
+use super::etcd::{self, Etcd, EtcdCaller};
 use super::load::Caller;
 use anyhow::Result;
 use bytes::Bytes;
@@ -32,18 +33,22 @@ pub enum System {
     /// Eve, u = 1, r = 0, every role on disk (a write-ahead log and checkpoints per replica,
     /// a synced memory per verifier): what durability costs.
     EveDisk,
+    /// etcd, three members on loopback (always on disk): the peer a user would otherwise pick
+    /// for a replicated key-value store. YCSB workloads only.
+    Etcd,
 }
 
 impl System {
     /// Every system, in report order: the baseline first, so that the others' ratios to it
     /// print as they are measured.
-    pub const ALL: [System; 6] = [
+    pub const ALL: [System; 7] = [
         System::EveSequential,
         System::Eve,
         System::PrimaryBackup,
         System::Alone,
         System::EveByzantine,
         System::EveDisk,
+        System::Etcd,
     ];
 
     /// The name on the command line and in the report.
@@ -55,6 +60,7 @@ impl System {
             System::Alone => "alone",
             System::EveByzantine => "eve-r1",
             System::EveDisk => "eve-disk",
+            System::Etcd => "etcd",
         }
     }
 
@@ -73,7 +79,11 @@ impl System {
     /// denominator of the machine's limit).
     pub fn replicas(self) -> usize {
         match self {
-            System::Eve | System::EveSequential | System::EveByzantine | System::EveDisk => 3,
+            System::Eve
+            | System::EveSequential
+            | System::EveByzantine
+            | System::EveDisk
+            | System::Etcd => 3,
             System::PrimaryBackup => 2,
             System::Alone => 1,
         }
@@ -92,6 +102,8 @@ pub enum Running {
     Cluster(Box<LocalCluster>, Option<PathBuf>),
     /// The unreplicated executor.
     Alone(Alone),
+    /// An etcd cluster.
+    Etcd(Etcd),
 }
 
 /// How a point's systems are set up.
@@ -108,8 +120,8 @@ pub struct Setup {
 }
 
 impl Running {
-    /// Starts `system` running `app` (one instance per replica).
-    pub fn start<A: Application>(
+    /// Starts `system` running `app` (one instance per replica; etcd serves its own).
+    pub async fn start<A: Application>(
         system: System,
         setup: Setup,
         app: impl Fn() -> A,
@@ -151,6 +163,17 @@ impl Running {
                     StateConfig::new(setup.bucket_bits, eve_types::limits::OBJECT_VALUE_BYTES_MAX)?;
                 Ok(Running::Alone(Alone::start(app(), setup.threads, state)?))
             }
+            System::Etcd => {
+                let binary = etcd::find().ok_or_else(|| anyhow::anyhow!(etcd::MISSING))?;
+                let dir = std::env::temp_dir().join(format!(
+                    "eve-bench-etcd-{}-{}",
+                    std::process::id(),
+                    setup.base_port
+                ));
+                Ok(Running::Etcd(
+                    Etcd::start(&binary, setup.base_port, dir).await?,
+                ))
+            }
         }
     }
 
@@ -159,16 +182,21 @@ impl Running {
         Ok(match self {
             Running::Cluster(cluster, _) => SystemCaller::Eve(cluster.client(id)?),
             Running::Alone(alone) => SystemCaller::Alone(alone.caller(id)),
+            Running::Etcd(etcd) => SystemCaller::Etcd(etcd.caller(id.0)),
         })
     }
 
     /// Stops the system (and removes its data directory).
     pub async fn stop(self) {
-        if let Running::Cluster(cluster, dir) = self {
-            cluster.shutdown().await;
-            if let Some(dir) = dir {
-                let _ = std::fs::remove_dir_all(dir);
+        match self {
+            Running::Cluster(cluster, dir) => {
+                cluster.shutdown().await;
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
+            Running::Alone(alone) => drop(alone),
+            Running::Etcd(etcd) => drop(etcd),
         }
     }
 }
@@ -179,6 +207,8 @@ pub enum SystemCaller {
     Eve(EveClient),
     /// A client of the unreplicated executor.
     Alone(super::alone::AloneCaller),
+    /// A client of an etcd member.
+    Etcd(EtcdCaller),
 }
 
 impl Caller for SystemCaller {
@@ -186,6 +216,7 @@ impl Caller for SystemCaller {
         match self {
             SystemCaller::Eve(client) => client.call(op).await.map_err(|e| e.to_string()),
             SystemCaller::Alone(caller) => caller.call(op).await,
+            SystemCaller::Etcd(caller) => caller.call(op).await,
         }
     }
 }
