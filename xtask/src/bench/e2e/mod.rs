@@ -19,6 +19,7 @@
 //! where sequential uses `R`, and eve/eve-seq can reach at most about `max(1, C / R)`.
 
 mod alone;
+mod charts;
 mod etcd;
 mod keys;
 mod kv;
@@ -91,10 +92,10 @@ pub struct E2eArgs {
     /// Clients, each with one call outstanding
     #[arg(long, default_value_t = 64)]
     clients: u64,
-    /// Open loop: calls due per second (latencies then count from when a call was due);
-    /// without it, a closed loop
-    #[arg(long)]
-    rate: Option<f64>,
+    /// Open loop: calls due per second, comma-separated: a sweep of latency against load
+    /// (latencies count from when a call was due); without it, a closed loop
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    rate: Vec<f64>,
     /// Seconds measured per system and point, after a warm-up of a fifth as long (at least 1 s)
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -183,9 +184,38 @@ fn workloads(args: &E2eArgs, calibration: &Calibration) -> Result<Vec<Workload>>
 /// Longest measurement a point may ask for, in seconds.
 const SECONDS_MAX: f64 = 3600.0;
 
-const COLUMNS: [Column; 11] = [
+/// Highest rate an open loop may offer, in calls per second.
+const RATE_MAX: f64 = 10_000_000.0;
+
+/// Where a measurement lies: indices into the thread counts, workloads and loads measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct At {
+    threads: usize,
+    workload: usize,
+    load: usize,
+}
+
+/// Everything measured.
+#[derive(Default)]
+pub struct Results {
+    /// Each system at each point.
+    plain: BTreeMap<(At, System), LoadReport>,
+    /// eve at each point with the `d`th forced divergence rate.
+    diverged: BTreeMap<(At, usize), LoadReport>,
+}
+
+/// The name of a load in the tables.
+fn load_label(load: Load) -> String {
+    match load {
+        Load::Closed => "closed".to_owned(),
+        Load::Open { per_second } => format!("{per_second}/s"),
+    }
+}
+
+const COLUMNS: [Column; 12] = [
     Column::new("threads", 7),
     Column::new("workload", 22),
+    Column::new("load", 9),
     Column::new("system", 12),
     Column::new("ops_s", 9),
     Column::new("p50_ms", 7),
@@ -197,9 +227,10 @@ const COLUMNS: [Column; 11] = [
     Column::new("vs_eve_seq", 10),
 ];
 
-const RATIO_COLUMNS: [Column; 9] = [
+const RATIO_COLUMNS: [Column; 10] = [
     Column::new("threads", 7),
     Column::new("workload", 22),
+    Column::new("load", 9),
     Column::new("eve/eve-seq", 11),
     Column::new("limit", 5),
     Column::new("pb/eve-seq", 10),
@@ -209,9 +240,10 @@ const RATIO_COLUMNS: [Column; 9] = [
     Column::new("eve-disk/etcd", 13),
 ];
 
-const DIVERGENCE_COLUMNS: [Column; 5] = [
+const DIVERGENCE_COLUMNS: [Column; 6] = [
     Column::new("threads", 7),
     Column::new("workload", 22),
+    Column::new("load", 9),
     Column::new("diverged_pct", 12),
     Column::new("ops_s", 9),
     Column::new("vs_eve_clean", 12),
@@ -266,10 +298,10 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         "--seconds {}: must be more than 0 and at most {SECONDS_MAX}",
         args.seconds
     );
-    if let Some(rate) = args.rate {
+    for &rate in &args.rate {
         ensure!(
-            rate.is_finite() && rate > 0.0,
-            "--rate {rate}: calls per second, above 0"
+            rate.is_finite() && rate > 0.0 && rate <= RATE_MAX,
+            "--rate {rate}: calls per second, above 0 and at most {RATE_MAX}"
         );
     }
     ensure!(
@@ -291,9 +323,13 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         "--threads: each value must be in 1 ..= {}",
         eve_types::limits::EXECUTOR_THREADS_MAX
     );
-    let load = match args.rate {
-        Some(per_second) => Load::Open { per_second },
-        None => Load::Closed,
+    let loads: Vec<Load> = if args.rate.is_empty() {
+        vec![Load::Closed]
+    } else {
+        args.rate
+            .iter()
+            .map(|&per_second| Load::Open { per_second })
+            .collect()
     };
     let measure = Duration::from_secs_f64(args.seconds);
     let warmup = (measure / 5).max(Duration::from_secs(1));
@@ -323,11 +359,13 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     header.fact("clients", &args.clients.to_string());
     header.fact(
         "load",
-        &match load {
-            Load::Closed => "closed loop (one call outstanding per client)".to_owned(),
-            Load::Open { per_second } => {
-                format!("open loop, {per_second} calls/s due (latency from when due)")
-            }
+        &if args.rate.is_empty() {
+            "closed loop (one call outstanding per client)".to_owned()
+        } else {
+            format!(
+                "open loop, calls due per second: {} (latency from when due)",
+                join(args.rate.iter())
+            )
         },
     );
     header.fact("executor threads per replica", &join(threads.iter()));
@@ -358,125 +396,137 @@ pub fn run(args: &E2eArgs) -> Result<()> {
 
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let mut table = Table::new(&COLUMNS);
-    let mut results: BTreeMap<(usize, usize, System), LoadReport> = BTreeMap::new();
-    let mut diverged: BTreeMap<(usize, usize, usize), LoadReport> = BTreeMap::new();
+    let mut results = Results::default();
     let mut started = 0u16;
-    for (t, &threads) in threads.iter().enumerate() {
-        for (w, &workload) in workloads.iter().enumerate() {
-            // Every system, then eve again at each forced divergence rate.
-            let again = if systems.contains(&System::Eve) {
-                diverge.len()
-            } else {
-                0
+    let (n_workloads, n_loads) = (workloads.len(), loads.len());
+    let points: Vec<At> = (0..threads.len())
+        .flat_map(|t| {
+            (0..n_workloads).flat_map(move |w| {
+                (0..n_loads).map(move |l| At {
+                    threads: t,
+                    workload: w,
+                    load: l,
+                })
+            })
+        })
+        .collect();
+    for &at in &points {
+        let (threads, workload, load) =
+            (threads[at.threads], workloads[at.workload], loads[at.load]);
+        // Every system, then eve again at each forced divergence rate.
+        let again = if systems.contains(&System::Eve) {
+            diverge.len()
+        } else {
+            0
+        };
+        let runs = systems
+            .iter()
+            .filter(|&&s| s != System::Etcd || matches!(workload, Workload::Ycsb { .. }))
+            .map(|&s| (s, None))
+            .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))));
+        for (system, divergence) in runs {
+            // Each system starts on ports of its own: a stopped cluster's sockets may linger.
+            let setup = Setup {
+                threads,
+                base_port: port_block(args.base_port, started)?,
+                bucket_bits: args.bucket_bits,
+                forced_divergence_ppm: divergence
+                    .map_or(0, |(_, pct)| (pct * 10_000.0).round() as u32),
             };
-            let runs = systems
-                .iter()
-                .filter(|&&s| s != System::Etcd || matches!(workload, Workload::Ycsb { .. }))
-                .map(|&s| (s, None))
-                .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))));
-            for (system, divergence) in runs {
-                // Each system starts on ports of its own: a stopped cluster's sockets may linger.
-                let setup = Setup {
-                    threads,
-                    base_port: port_block(args.base_port, started)?,
-                    bucket_bits: args.bucket_bits,
-                    forced_divergence_ppm: divergence
-                        .map_or(0, |(_, pct)| (pct * 10_000.0).round() as u32),
-                };
-                started += 1;
-                let report = runtime
-                    .block_on(measure_one(
-                        system,
-                        setup,
-                        workload,
-                        args,
-                        load,
-                        (warmup, measure),
-                    ))
-                    .with_context(|| {
-                        format!(
-                            "measuring {system} on {} with {threads} threads",
-                            workload.label()
-                        )
-                    })?;
-                let vs = results
-                    .get(&(t, w, System::EveSequential))
-                    .map_or("-".to_owned(), |seq| {
-                        format!("{:.2}", report.throughput() / seq.throughput())
-                    });
-                let name = match divergence {
-                    None => system.name().to_owned(),
-                    Some((_, pct)) => format!("eve@{pct}%div"),
-                };
-                table.push(vec![
-                    threads.to_string(),
-                    workload.label(),
-                    name,
-                    format!("{:.0}", report.throughput()),
-                    format!("{:.2}", report.latency_ms(0.50)),
-                    format!("{:.2}", report.latency_ms(0.99)),
-                    format!("{:.2}", report.latency_ms(0.999)),
+            started += 1;
+            let report = runtime
+                .block_on(measure_one(
+                    system,
+                    setup,
+                    workload,
+                    args,
+                    load,
+                    (warmup, measure),
+                ))
+                .with_context(|| {
                     format!(
-                        "{:.2}",
-                        report.service_us.value_at_quantile(0.99) as f64 / 1000.0
-                    ),
-                    report.failed.to_string(),
-                    report.missed.to_string(),
-                    vs,
-                ]);
-                match divergence {
-                    None => results.insert((t, w, system), report),
-                    Some((d, _)) => diverged.insert((t, w, d), report),
-                };
-            }
+                        "measuring {system} on {} ({}) with {threads} threads",
+                        workload.label(),
+                        load_label(load)
+                    )
+                })?;
+            let vs = results
+                .plain
+                .get(&(at, System::EveSequential))
+                .map_or("-".to_owned(), |seq| {
+                    format!("{:.2}", report.throughput() / seq.throughput())
+                });
+            let name = match divergence {
+                None => system.name().to_owned(),
+                Some((_, pct)) => format!("eve@{pct}%div"),
+            };
+            table.push(vec![
+                threads.to_string(),
+                workload.label(),
+                load_label(load),
+                name,
+                format!("{:.0}", report.throughput()),
+                format!("{:.2}", report.latency_ms(0.50)),
+                format!("{:.2}", report.latency_ms(0.99)),
+                format!("{:.2}", report.latency_ms(0.999)),
+                format!(
+                    "{:.2}",
+                    report.service_us.value_at_quantile(0.99) as f64 / 1000.0
+                ),
+                report.failed.to_string(),
+                report.missed.to_string(),
+                vs,
+            ]);
+            match divergence {
+                None => results.plain.insert((at, system), report),
+                Some((d, _)) => results.diverged.insert((at, d), report),
+            };
         }
     }
     println!();
     let limit = (cores as f64 / System::Eve.replicas() as f64).max(1.0);
     let mut ratios = Table::new(&RATIO_COLUMNS);
-    for (t, &threads) in threads.iter().enumerate() {
-        for (w, workload) in workloads.iter().enumerate() {
-            let ratio =
-                |a: System, b: System| match (results.get(&(t, w, a)), results.get(&(t, w, b))) {
-                    (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
-                    _ => "-".to_owned(),
-                };
-            ratios.push(vec![
-                threads.to_string(),
-                workload.label(),
-                ratio(System::Eve, System::EveSequential),
-                format!("{limit:.2}"),
-                ratio(System::PrimaryBackup, System::EveSequential),
-                ratio(System::Eve, System::Alone),
-                ratio(System::EveByzantine, System::Eve),
-                ratio(System::EveDisk, System::Eve),
-                ratio(System::EveDisk, System::Etcd),
-            ]);
-        }
-    }
     let mut cost = Table::new_quiet(&DIVERGENCE_COLUMNS);
     if !diverge.is_empty() {
         println!();
         cost.print_header();
-        for (t, &threads) in threads.iter().enumerate() {
-            for (w, workload) in workloads.iter().enumerate() {
-                let clean = results.get(&(t, w, System::Eve));
-                for (d, pct) in diverge.iter().enumerate() {
-                    let Some(report) = diverged.get(&(t, w, d)) else {
-                        continue;
-                    };
-                    cost.push(vec![
-                        threads.to_string(),
-                        workload.label(),
-                        pct.to_string(),
-                        format!("{:.0}", report.throughput()),
-                        clean.map_or("-".to_owned(), |c| {
-                            format!("{:.2}", report.throughput() / c.throughput())
-                        }),
-                    ]);
-                }
-            }
-        }
+    }
+    for &at in &points {
+        let ratio =
+            |a: System, b: System| match (results.plain.get(&(at, a)), results.plain.get(&(at, b)))
+            {
+                (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
+                _ => "-".to_owned(),
+            };
+        let (threads, workload, load) =
+            (threads[at.threads], workloads[at.workload], loads[at.load]);
+        ratios.push(vec![
+            threads.to_string(),
+            workload.label(),
+            load_label(load),
+            ratio(System::Eve, System::EveSequential),
+            format!("{limit:.2}"),
+            ratio(System::PrimaryBackup, System::EveSequential),
+            ratio(System::Eve, System::Alone),
+            ratio(System::EveByzantine, System::Eve),
+            ratio(System::EveDisk, System::Eve),
+            ratio(System::EveDisk, System::Etcd),
+        ]);
+    }
+    for (&(at, d), report) in &results.diverged {
+        let clean = results.plain.get(&(at, System::Eve));
+        let (threads, workload, load) =
+            (threads[at.threads], workloads[at.workload], loads[at.load]);
+        cost.push(vec![
+            threads.to_string(),
+            workload.label(),
+            load_label(load),
+            diverge[d].to_string(),
+            format!("{:.0}", report.throughput()),
+            clean.map_or("-".to_owned(), |c| {
+                format!("{:.2}", report.throughput() / c.throughput())
+            }),
+        ]);
     }
     if let Some(out) = &args.out {
         let tables = if diverge.is_empty() {
@@ -487,81 +537,19 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         for path in header.write(out, &tables)? {
             println!("wrote {}", path.display());
         }
-        for path in charts(
-            out, &threads, &workloads, &systems, &diverge, &results, &diverged,
-        )? {
+        let sweep = charts::Sweep {
+            threads: &threads,
+            workloads: &workloads,
+            loads: &loads,
+            systems: &systems,
+            diverge: &diverge,
+            results: &results,
+        };
+        for path in sweep.draw(out)? {
             println!("wrote {}", path.display());
         }
     }
     Ok(())
-}
-
-/// Draws the charts next to `out`: throughput against executor threads for each workload
-/// (when more than one thread count was measured), and eve's throughput against the share of
-/// batches forced to diverge (when `--diverge` asked for some). Returns the files written.
-fn charts(
-    out: &std::path::Path,
-    threads: &[usize],
-    workloads: &[Workload],
-    systems: &[System],
-    diverge: &[f64],
-    results: &BTreeMap<(usize, usize, System), LoadReport>,
-    diverged: &BTreeMap<(usize, usize, usize), LoadReport>,
-) -> Result<Vec<PathBuf>> {
-    let stem = out.with_extension("");
-    let named = |suffix: &str| PathBuf::from(format!("{}-{suffix}.svg", stem.display()));
-    let mut written = Vec::new();
-    if threads.len() > 1 {
-        for (w, workload) in workloads.iter().enumerate() {
-            let series: Vec<plot::Series> = systems
-                .iter()
-                .map(|&system| plot::Series {
-                    name: system.name().to_owned(),
-                    points: threads
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(t, &n)| {
-                            let report = results.get(&(t, w, system))?;
-                            Some((n as f64, report.throughput()))
-                        })
-                        .collect(),
-                })
-                .collect();
-            let path = named(&format!("threads-{}", workload.label()));
-            let title = format!("{}: throughput against executor threads", workload.label());
-            plot::line_chart(&path, &title, ("threads per replica", "ops/s"), &series)?;
-            written.push(path);
-        }
-    }
-    if !diverge.is_empty() {
-        let series: Vec<plot::Series> = workloads
-            .iter()
-            .enumerate()
-            .map(|(w, workload)| {
-                let clean = results
-                    .get(&(0, w, System::Eve))
-                    .map(|r| (0.0, r.throughput()));
-                let forced = diverge
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(d, &pct)| Some((pct, diverged.get(&(0, w, d))?.throughput())));
-                plot::Series {
-                    name: workload.label(),
-                    points: clean.into_iter().chain(forced).collect(),
-                }
-            })
-            .collect();
-        let path = named("divergence");
-        let title = format!("eve: the cost of divergence ({} threads)", threads[0]);
-        plot::line_chart(
-            &path,
-            &title,
-            ("parallel batches forced to diverge (%)", "ops/s"),
-            &series,
-        )?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 /// Starts `system` with the application `workload` needs, loads it, drives it, stops it.
