@@ -114,6 +114,10 @@ pub struct E2eArgs {
     /// sequentially), comma-separated; 0 adds nothing
     #[arg(long, value_delimiter = ',', value_name = "LIST", default_value = "0")]
     diverge: Vec<f64>,
+    /// Times each system is measured at each point, in turn; the report gives the run of
+    /// median throughput and the range of all
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Seed of the workload's draws
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -184,6 +188,9 @@ fn workloads(args: &E2eArgs, calibration: &Calibration) -> Result<Vec<Workload>>
 /// Longest measurement a point may ask for, in seconds.
 const SECONDS_MAX: f64 = 3600.0;
 
+/// Most measurements of one system at one point.
+const REPEAT_MAX: usize = 100;
+
 /// Highest rate an open loop may offer, in calls per second.
 const RATE_MAX: f64 = 10_000_000.0;
 
@@ -212,12 +219,13 @@ fn load_label(load: Load) -> String {
     }
 }
 
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
     Column::new("threads", 7),
     Column::new("workload", 22),
     Column::new("load", 9),
     Column::new("system", 12),
     Column::new("ops_s", 9),
+    Column::new("ops_s_range", 13),
     Column::new("p50_ms", 7),
     Column::new("p99_ms", 7),
     Column::new("p999_ms", 8),
@@ -297,6 +305,11 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= SECONDS_MAX,
         "--seconds {}: must be more than 0 and at most {SECONDS_MAX}",
         args.seconds
+    );
+    ensure!(
+        (1..=REPEAT_MAX).contains(&args.repeat),
+        "--repeat {}: must be in 1 ..= {REPEAT_MAX}",
+        args.repeat
     );
     for &rate in &args.rate {
         ensure!(
@@ -379,6 +392,10 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     );
     header.fact("state buckets", &format!("2^{}", args.bucket_bits));
     header.fact(
+        "runs per system and point (the median is reported)",
+        &args.repeat.to_string(),
+    );
+    header.fact(
         "seconds per system and point (warm-up)",
         &format!("{:.1} ({:.1})", measure.as_secs_f64(), warmup.as_secs_f64()),
     );
@@ -387,7 +404,8 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         &format!("{:.1}", calibration.rounds_per_us),
     );
     println!(
-        "\nvs_eve_seq = ops_s / eve-seq's ops_s at the same point; svc_p99_ms = p99 from sending \
+        "\nops_s and the latencies: the run of median throughput (--repeat), ops_s_range: the \
+         lowest and highest of every run; vs_eve_seq = ops_s / eve-seq's ops_s at the same point; svc_p99_ms = p99 from sending \
          (the other percentiles count from when a call was due: the same in a closed loop); missed \
          = calls due that no client could send in time (open loop); limit = max(1, cores / \
          replicas of eve) = the most eve/eve-seq can reach with every replica on this machine \
@@ -423,33 +441,44 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             .iter()
             .filter(|&&s| s != System::Etcd || matches!(workload, Workload::Ycsb { .. }))
             .map(|&s| (s, None))
-            .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))));
-        for (system, divergence) in runs {
-            // Each system starts on ports of its own: a stopped cluster's sockets may linger.
-            let setup = Setup {
-                threads,
-                base_port: port_block(args.base_port, started)?,
-                bucket_bits: args.bucket_bits,
-                forced_divergence_ppm: divergence
-                    .map_or(0, |(_, pct)| (pct * 10_000.0).round() as u32),
-            };
-            started += 1;
-            let report = runtime
-                .block_on(measure_one(
-                    system,
-                    setup,
-                    workload,
-                    args,
-                    load,
-                    (warmup, measure),
-                ))
-                .with_context(|| {
-                    format!(
-                        "measuring {system} on {} ({}) with {threads} threads",
-                        workload.label(),
-                        load_label(load)
-                    )
-                })?;
+            .chain((0..again).map(|d| (System::Eve, Some((d, diverge[d])))))
+            .collect::<Vec<_>>();
+        // Each repetition measures every system once, in turn, so that a slow spell of the
+        // machine falls on all of them alike.
+        let mut measured: Vec<Vec<LoadReport>> = vec![Vec::new(); runs.len()];
+        for _ in 0..args.repeat {
+            for (i, &(system, divergence)) in runs.iter().enumerate() {
+                // Each system starts on ports of its own: a stopped cluster's sockets may linger.
+                let setup = Setup {
+                    threads,
+                    base_port: port_block(args.base_port, started)?,
+                    bucket_bits: args.bucket_bits,
+                    forced_divergence_ppm: divergence
+                        .map_or(0, |(_, pct)| (pct * 10_000.0).round() as u32),
+                };
+                started += 1;
+                let report = runtime
+                    .block_on(measure_one(
+                        system,
+                        setup,
+                        workload,
+                        args,
+                        load,
+                        (warmup, measure),
+                    ))
+                    .with_context(|| {
+                        format!(
+                            "measuring {system} on {} ({}) with {threads} threads",
+                            workload.label(),
+                            load_label(load)
+                        )
+                    })?;
+                measured[i].push(report);
+            }
+        }
+        for (&(system, divergence), reports) in runs.iter().zip(measured) {
+            let range = ops_range(&reports);
+            let report = median(reports);
             let vs = results
                 .plain
                 .get(&(at, System::EveSequential))
@@ -466,6 +495,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                 load_label(load),
                 name,
                 format!("{:.0}", report.throughput()),
+                range,
                 format!("{:.2}", report.latency_ms(0.50)),
                 format!("{:.2}", report.latency_ms(0.99)),
                 format!("{:.2}", report.latency_ms(0.999)),
@@ -486,11 +516,6 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     println!();
     let limit = (cores as f64 / System::Eve.replicas() as f64).max(1.0);
     let mut ratios = Table::new(&RATIO_COLUMNS);
-    let mut cost = Table::new_quiet(&DIVERGENCE_COLUMNS);
-    if !diverge.is_empty() {
-        println!();
-        cost.print_header();
-    }
     for &at in &points {
         let ratio =
             |a: System, b: System| match (results.plain.get(&(at, a)), results.plain.get(&(at, b)))
@@ -512,6 +537,11 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             ratio(System::EveDisk, System::Eve),
             ratio(System::EveDisk, System::Etcd),
         ]);
+    }
+    let mut cost = Table::new_quiet(&DIVERGENCE_COLUMNS);
+    if !diverge.is_empty() {
+        println!();
+        cost.print_header();
     }
     for (&(at, d), report) in &results.diverged {
         let clean = results.plain.get(&(at, System::Eve));
@@ -672,6 +702,65 @@ fn port_block(base: u16, n: u16) -> Result<u16> {
         })
 }
 
+/// The report of median throughput among `reports` (the lower of the two middle ones when
+/// there is an even number).
+fn median(mut reports: Vec<LoadReport>) -> LoadReport {
+    reports.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+    reports.swap_remove((reports.len() - 1) / 2)
+}
+
+/// `min-max` of the throughputs of `reports`, or `-` for a single one.
+fn ops_range(reports: &[LoadReport]) -> String {
+    let ops = reports.iter().map(LoadReport::throughput);
+    let (lo, hi) = ops.fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
+        (lo.min(x), hi.max(x))
+    });
+    if reports.len() < 2 {
+        "-".to_owned()
+    } else {
+        format!("{lo:.0}-{hi:.0}")
+    }
+}
+
 fn join(items: impl Iterator<Item = impl ToString>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::Histogram;
+
+    fn report(completed: u64) -> LoadReport {
+        let histogram = Histogram::new_with_bounds(1, 60_000_000, 3).unwrap();
+        LoadReport {
+            completed,
+            failed: 0,
+            missed: 0,
+            elapsed: Duration::from_secs(1),
+            latency_us: histogram.clone(),
+            service_us: histogram,
+        }
+    }
+
+    #[test]
+    fn repeated_runs_report_the_median_and_the_range() {
+        let runs = vec![report(30), report(10), report(20)];
+        assert_eq!(ops_range(&runs), "10-30");
+        assert_eq!(median(runs).completed, 20);
+        assert_eq!(
+            median(vec![report(40), report(10), report(30), report(20)]).completed,
+            20
+        );
+        assert_eq!(ops_range(&[report(5)]), "-");
+        assert_eq!(median(vec![report(5)]).completed, 5);
+    }
+
+    #[test]
+    fn every_system_started_gets_ports_of_its_own_or_a_clear_error() {
+        assert_eq!(port_block(7800, 0).unwrap(), 7800);
+        assert_eq!(port_block(7800, 3).unwrap(), 7824);
+        let err = port_block(65_000, 100).unwrap_err();
+        assert!(err.to_string().contains("too high"), "{err}");
+    }
 }
