@@ -3,7 +3,8 @@
 //!
 //! A plain binary with few dependencies, in the cargo-xtask tradition: it owns the benchmark
 //! harness (`cargo xtask bench exec`, `cargo xtask bench token`), the simulation runner
-//! (`cargo xtask sim`), local clusters of real processes (`cargo xtask cluster ...`) and
+//! (`cargo xtask sim`), local clusters of real processes (`cargo xtask cluster ...`), chaos
+//! runs of real processes in network namespaces (`cargo xtask chaos`) and
 //! nothing the replicated
 //! service needs. Benchmarks must run optimised, while the alias builds xtask in the dev
 //! profile, so a benchmark command started from a dev build re-runs itself in release (see
@@ -11,6 +12,7 @@
 //! the same run (STYLE.md, point 11).
 
 mod bench;
+mod chaos;
 mod cluster;
 mod release;
 mod sim;
@@ -36,6 +38,9 @@ enum Command {
     },
     /// Simulated clusters from seeds: `--seed S` replays one, `--seeds N` runs a set.
     Sim(sim::SimArgs),
+    /// Real eve-node processes in network namespaces under load and a seeded schedule of
+    /// faults; every client call recorded and the history checked (needs root).
+    Chaos(chaos::ChaosArgs),
     /// A local cluster of real eve-node processes: up, status, kill, restart, logs, down.
     Cluster {
         #[command(subcommand)]
@@ -53,6 +58,7 @@ fn main() -> Result<()> {
             bench::run(which)
         }
         Command::Cluster { which } => cluster::run(which),
+        Command::Chaos(args) => chaos::run(&args),
         Command::Sim(args) => {
             if release::must_reinvoke() {
                 return release::reinvoke();

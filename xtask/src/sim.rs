@@ -130,7 +130,7 @@ pub fn run(args: &SimArgs) -> Result<()> {
 }
 
 /// Parses `--mode`: `pb`, or `U,R`, checked like a cluster configuration.
-fn parse_mode(text: &str) -> Result<ReplicationMode, String> {
+pub(crate) fn parse_mode(text: &str) -> Result<ReplicationMode, String> {
     let mode = if text == "pb" {
         ReplicationMode::PrimaryBackup
     } else {

@@ -27,8 +27,12 @@ pub struct InitOptions {
     pub r: u32,
     /// Client identities to make.
     pub clients: u64,
-    /// The address every node listens on.
+    /// The address every node listens on (unless `process_hosts` says otherwise).
     pub host: IpAddr,
+    /// Each process's own address, by its position among the processes written (`node-<i>`;
+    /// with one role per process every replica, then every verifier): for processes on
+    /// different hosts or network namespaces. Empty: every process on `host`.
+    pub process_hosts: Vec<IpAddr>,
     /// The first port; nodes take consecutive ports from it, admin endpoints after them.
     pub base_port: u16,
     /// Protocol settings.
@@ -52,6 +56,7 @@ impl Default for InitOptions {
             r: 0,
             clients: 4,
             host: [127, 0, 0, 1].into(),
+            process_hosts: Vec::new(),
             base_port: 7400,
             settings: Settings::default(),
             app: AppSection::default(),
@@ -110,6 +115,13 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
             })
             .collect()
     };
+    if !options.process_hosts.is_empty() && options.process_hosts.len() != processes.len() {
+        return Err(format!(
+            "{} process addresses given for {} processes",
+            options.process_hosts.len(),
+            processes.len()
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if dir.join("ca.pem").exists() {
         return Err(format!(
@@ -123,22 +135,47 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
     write("ca.pem", ca.cert_pem())?;
+    // The host of the process at `index`, and of the process running a role.
+    let host_of = |index: usize| {
+        options
+            .process_hosts
+            .get(index)
+            .copied()
+            .unwrap_or(options.host)
+    };
+    let process_of = |replica: Option<usize>, verifier: Option<usize>| {
+        processes
+            .iter()
+            .position(|&(_, r, v)| {
+                (replica.is_some() && r == replica) || (verifier.is_some() && v == verifier)
+            })
+            .expect("every role has a process")
+    };
     let mut port = options.base_port;
-    let mut next_port = || {
+    let mut next_port = |host: IpAddr| {
         let p = port;
         port += 1;
-        SocketAddr::new(options.host, p)
+        SocketAddr::new(host, p)
     };
     let mut nodes = BTreeMap::new();
-    for i in 0..n_exec as u32 {
-        nodes.insert(node_name(NodeId::Replica(ReplicaId(i))), next_port());
+    for i in 0..n_exec {
+        let host = host_of(process_of(Some(i), None));
+        nodes.insert(
+            node_name(NodeId::Replica(ReplicaId(i as u32))),
+            next_port(host),
+        );
     }
-    for i in 0..n_ver as u32 {
-        nodes.insert(node_name(NodeId::Verifier(VerifierId(i))), next_port());
+    for i in 0..n_ver {
+        let host = host_of(process_of(None, Some(i)));
+        nodes.insert(
+            node_name(NodeId::Verifier(VerifierId(i as u32))),
+            next_port(host),
+        );
     }
     let admin: BTreeMap<String, SocketAddr> = processes
         .iter()
-        .map(|(name, _, _)| (name.clone(), next_port()))
+        .enumerate()
+        .map(|(index, (name, _, _))| (name.clone(), next_port(host_of(index))))
         .collect();
     let cluster = ClusterSection {
         name: options.name.clone(),
@@ -210,4 +247,58 @@ pub fn init(options: &InitOptions, dir: &Path) -> Result<InitOutput, String> {
 
 fn to_toml(config: &NodeConfig) -> Result<String, String> {
     toml::to_string(config).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LoadedConfig;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("eve-init-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn each_process_can_listen_on_an_address_of_its_own() {
+        let hosts: Vec<IpAddr> = (1..=3).map(|i| [10, 77, 0, i].into()).collect();
+        let options = InitOptions {
+            process_hosts: hosts.clone(),
+            base_port: 9100,
+            ..InitOptions::default()
+        };
+        let dir = scratch("hosts");
+        let output = init(&options, &dir).unwrap();
+        assert_eq!(output.nodes.len(), 3);
+        let loaded = LoadedConfig::load(&dir.join("node-1.toml")).unwrap();
+        let cluster = &loaded.file.cluster;
+        for (name, host) in [
+            ("replica-0", hosts[0]),
+            ("verifier-0", hosts[0]),
+            ("replica-1", hosts[1]),
+            ("verifier-2", hosts[2]),
+        ] {
+            assert_eq!(cluster.nodes[name].ip(), host, "{name}");
+        }
+        assert_eq!(cluster.admin["node-1"].ip(), hosts[1]);
+        let ports: std::collections::BTreeSet<u16> = cluster
+            .nodes
+            .values()
+            .chain(cluster.admin.values())
+            .map(|a| a.port())
+            .collect();
+        assert_eq!(ports.len(), 9, "every endpoint has a port of its own");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let wrong = InitOptions {
+            process_hosts: hosts[..2].to_vec(),
+            ..InitOptions::default()
+        };
+        let err = init(&wrong, &scratch("wrong")).unwrap_err();
+        assert!(
+            err.contains("2 process addresses given for 3 processes"),
+            "{err}"
+        );
+    }
 }

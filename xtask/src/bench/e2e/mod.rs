@@ -483,7 +483,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                 .plain
                 .get(&(at, System::EveSequential))
                 .map_or("-".to_owned(), |seq| {
-                    format!("{:.2}", report.throughput() / seq.throughput())
+                    ratio_text(report.throughput(), seq.throughput())
                 });
             let name = match divergence {
                 None => system.name().to_owned(),
@@ -520,7 +520,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         let ratio =
             |a: System, b: System| match (results.plain.get(&(at, a)), results.plain.get(&(at, b)))
             {
-                (Some(a), Some(b)) => format!("{:.2}", a.throughput() / b.throughput()),
+                (Some(a), Some(b)) => ratio_text(a.throughput(), b.throughput()),
                 _ => "-".to_owned(),
             };
         let (threads, workload, load) =
@@ -554,7 +554,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             diverge[d].to_string(),
             format!("{:.0}", report.throughput()),
             clean.map_or("-".to_owned(), |c| {
-                format!("{:.2}", report.throughput() / c.throughput())
+                ratio_text(report.throughput(), c.throughput())
             }),
         ]);
     }
@@ -707,6 +707,15 @@ fn port_block(base: u16, n: u16) -> Result<u16> {
 fn median(mut reports: Vec<LoadReport>) -> LoadReport {
     reports.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
     reports.swap_remove((reports.len() - 1) / 2)
+}
+
+/// `a / b` to two places, or `-` when `b` measured nothing.
+fn ratio_text(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".to_owned()
+    }
 }
 
 /// `min-max` of the throughputs of `reports`, or `-` for a single one.

@@ -1,0 +1,573 @@
+//! `cargo xtask chaos`: a cluster of real `eve-node` processes, each in its own network
+//! namespace, under a key-value load from several clients, through a seeded schedule of
+//! faults: partitions (one process cut off, halves, bridges, one-way cuts), random loss, slow
+//! links, SIGKILL and restart, SIGSTOP pauses, wall-clock skew. Every client call is recorded
+//! and the history judged: linearizable per key, no acknowledged write lost, how long the
+//! cluster took to serve again after each heal, latency inside and outside the faults.
+//!
+//! The simulator tests the protocol logic; this tests what it cannot see: the QUIC stack, the
+//! runtime, the disk, timers on a real clock, the operating system. It needs root (network
+//! namespaces, nftables, tc); without them it says so and stops.
+
+mod clients;
+mod history;
+mod net;
+mod procs;
+mod schedule;
+mod timeline;
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+use clients::Recorder;
+use eve_apps::KvOp;
+use eve_node::config::Mode;
+use eve_node::init::{InitOptions, init};
+use eve_sim::kv_history::{KvEvent, check_kv_history};
+use eve_sim::linearizability::SearchBudget;
+use eve_types::ReplicationMode;
+use schedule::{Fault, Window};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The options of `cargo xtask chaos`.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// How long the load runs, in seconds (`300` or `300s`)
+    #[arg(long, default_value = "300", value_parser = parse_seconds)]
+    duration: Duration,
+    /// The schedule's seed [default: drawn from the clock, and printed]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// `U,R` for Eve (such as `1,0` or `1,1`) or `pb` for primary-backup
+    #[arg(long, default_value = "1,0", value_parser = crate::sim::parse_mode)]
+    mode: ReplicationMode,
+    /// Where each process keeps its state: memory or disk
+    #[arg(long, default_value = "memory", value_parser = ["memory", "disk"])]
+    storage: String,
+    /// Clients calling at once
+    #[arg(long, default_value_t = 6)]
+    clients: u64,
+    /// Keys the clients spread over
+    #[arg(long, default_value_t = 24)]
+    keys: u64,
+    /// Fault kinds to draw, comma-separated: isolate, halves, bridge, one-way, loss, kill,
+    /// pause, skew (needs libfaketime), slow [default: all available]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    faults: Option<Vec<String>>,
+    /// The eve-node binary [default: built here, release]
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// The report folder [default: target/chaos/seed-<SEED>]
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let digits = text.strip_suffix('s').unwrap_or(text);
+    let seconds: u64 = digits
+        .parse()
+        .map_err(|e| format!("`{text}`: seconds, such as 300 or 300s ({e})"))?;
+    if !(20..=86_400).contains(&seconds) {
+        return Err(format!("`{text}`: between 20 s and a day"));
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// How long a client waits for a call before recording it as unknown.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The criterion for calls started outside every fault window: the share that must return
+/// within [`SERVED_WITHIN`].
+const SERVED_SHARE_MIN: f64 = 0.99;
+
+/// See [`SERVED_SHARE_MIN`].
+const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// A client's rest between calls (bounds the history's size).
+const THINK: Duration = Duration::from_millis(2);
+
+/// The first port of the cluster (every process has its own address, so any port will do).
+const BASE_PORT: u16 = 7700;
+
+/// Runs a chaos run and fails when its history does.
+pub fn run(args: &ChaosArgs) -> Result<()> {
+    ensure!(
+        (1..=64).contains(&args.clients),
+        "--clients {}: 1 ..= 64",
+        args.clients
+    );
+    ensure!(
+        (1..=1000).contains(&args.keys),
+        "--keys {}: 1 ..= 1000",
+        args.keys
+    );
+    if let Some(why) = net::unavailable() {
+        bail!("chaos runs need network namespaces, and this machine cannot make them: {why}");
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64 % 1_000_000_000)
+    });
+    let faketime = procs::faketime();
+    let kinds = fault_kinds(args.faults.as_deref(), faketime.is_some())?;
+    let disk = args.storage == "disk";
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/chaos/seed-{seed}")));
+    let repeat = format!(
+        "cargo xtask chaos --seed {seed} --duration {} --mode {} --storage {} --clients {} --keys {} --faults {}",
+        args.duration.as_secs(),
+        mode_arg(args.mode),
+        args.storage,
+        args.clients,
+        args.keys,
+        kinds.join(",")
+    );
+    println!("chaos: {repeat}");
+    if faketime.is_none() && args.faults.is_none() {
+        println!("chaos: no clock skew: libfaketime is not installed (apt-get install faketime)");
+    }
+    let binary = match &args.binary {
+        Some(binary) => binary.clone(),
+        None => build_node()?,
+    };
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    let cluster_dir = out.join("cluster");
+    let (mode, u, r) = match args.mode {
+        ReplicationMode::Eve { u, r } => (Mode::Eve, u, r),
+        ReplicationMode::PrimaryBackup => (Mode::PrimaryBackup, 1, 0),
+    };
+    let processes = match args.mode {
+        ReplicationMode::Eve { u, r } => {
+            let sizes = eve_types::QuorumSizes::eve(u, r);
+            sizes.n_exec.max(sizes.n_ver)
+        }
+        ReplicationMode::PrimaryBackup => 2,
+    };
+    ensure!(processes <= net::NODES_MAX, "too many processes");
+    let written = init(
+        &InitOptions {
+            name: "chaos".to_owned(),
+            mode,
+            u,
+            r,
+            // One for each load client and one for the final reads.
+            clients: args.clients + 1,
+            process_hosts: (0..processes).map(net::address).collect(),
+            base_port: BASE_PORT,
+            disk,
+            ..InitOptions::default()
+        },
+        &cluster_dir,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let options = schedule::Options {
+        nodes: processes,
+        tolerated: u as usize,
+        disk,
+        kinds: kinds.clone(),
+        fault_min: Duration::from_secs(6),
+        fault_max: Duration::from_secs(20),
+        quiet_min: Duration::from_secs(5),
+        quiet_max: Duration::from_secs(12),
+    };
+    let windows = schedule::draw(seed, args.duration, &options);
+    let net = net::Net::build(processes)?;
+    let mut procs = procs::Processes::new(&binary, &written.nodes, &out, faketime);
+    procs.start_all()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let outcome = runtime.block_on(drive(
+        args,
+        seed,
+        &written.clients,
+        &windows,
+        &net,
+        &mut procs,
+    ));
+    let mut tails = String::new();
+    for i in 0..procs.len() {
+        let _ = writeln!(
+            tails,
+            "--- node-{i} (last lines)\n{}",
+            procs.log_tail(i, 15)
+        );
+    }
+    drop(procs);
+    drop(net);
+    let run = outcome?;
+    let verdict = judge(&run, &windows, args.duration);
+    let report = report(&repeat, &run, &windows, &verdict);
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("report.md"), &report)?;
+    let mut jsonl = String::new();
+    for event in &run.history {
+        jsonl += &serde_json::to_string(event)?;
+        jsonl.push('\n');
+    }
+    std::fs::write(out.join("history.jsonl"), jsonl)?;
+    timeline::draw(
+        &out.join("timeline.svg"),
+        &format!(
+            "chaos seed {seed}, {} {}",
+            mode_arg(args.mode),
+            args.storage
+        ),
+        &history::timeline(&run.history, run.end_us),
+        &windows,
+    )?;
+    println!("{report}");
+    println!("wrote {}", out.display());
+    if !verdict.failures.is_empty() {
+        eprintln!("{tails}");
+        bail!(
+            "the chaos run failed ({}); repeat it with: {repeat}",
+            verdict.failures.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn mode_arg(mode: ReplicationMode) -> String {
+    match mode {
+        ReplicationMode::Eve { u, r } => format!("{u},{r}"),
+        ReplicationMode::PrimaryBackup => "pb".to_owned(),
+    }
+}
+
+/// The kinds to draw: those asked for, or every kind this machine can lay on.
+fn fault_kinds(asked: Option<&[String]>, faketime: bool) -> Result<Vec<&'static str>> {
+    let Some(asked) = asked else {
+        return Ok(schedule::KINDS
+            .iter()
+            .copied()
+            .filter(|&k| k != "skew" || faketime)
+            .collect());
+    };
+    let mut kinds = Vec::new();
+    for name in asked {
+        let kind = schedule::KINDS
+            .iter()
+            .copied()
+            .find(|k| k == name)
+            .with_context(|| {
+                format!(
+                    "unknown fault {name:?}: one of {}",
+                    schedule::KINDS.join(", ")
+                )
+            })?;
+        ensure!(
+            kind != "skew" || faketime,
+            "--faults skew needs libfaketime (apt-get install faketime)"
+        );
+        kinds.push(kind);
+    }
+    ensure!(!kinds.is_empty(), "--faults needs at least one kind");
+    Ok(kinds)
+}
+
+/// Builds eve-node in release and returns its path.
+fn build_node() -> Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask's manifest directory has no parent")?;
+    println!("chaos: cargo build --release -p eve-node");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .current_dir(workspace)
+        .args(["build", "--release", "--quiet", "-p", "eve-node"])
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "building eve-node failed");
+    Ok(workspace.join("target/release/eve-node"))
+}
+
+/// What the run recorded.
+struct Run {
+    history: Vec<KvEvent>,
+    /// When the load stopped, in µs from the start.
+    end_us: u64,
+    /// Processes that exited without being killed: `(index, status)`.
+    crashed: Vec<(usize, String)>,
+    /// When each window's fault was laid and healed, in µs (as it happened).
+    applied: Vec<(u64, u64)>,
+}
+
+async fn drive(
+    args: &ChaosArgs,
+    seed: u64,
+    client_configs: &[PathBuf],
+    windows: &[Window],
+    net: &net::Net,
+    procs: &mut procs::Processes,
+) -> Result<Run> {
+    let start = Instant::now();
+    let final_config = client_configs.last().expect("init wrote the clients");
+    // The cluster serves before the load and the faults begin.
+    let mut reader = Recorder::connect(final_config, start, Duration::from_secs(30))?;
+    let ready = reader
+        .call(KvOp::Get {
+            key: clients::key(0),
+        })
+        .await;
+    ensure!(
+        ready.is_some(),
+        "the cluster did not answer within 30 s of starting"
+    );
+    // Time from here on.
+    let start = Instant::now();
+    let mut reader = Recorder::connect(final_config, start, Duration::from_secs(30))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (c, config) in client_configs[..args.clients as usize].iter().enumerate() {
+        let mut recorder = Recorder::connect(config, start, CALL_TIMEOUT)?;
+        let (stop, keys) = (stop.clone(), args.keys);
+        let client_seed = eve_types::splitmix64(seed ^ c as u64);
+        tasks.push(tokio::spawn(async move {
+            recorder.drive(keys, client_seed, THINK, stop).await;
+            recorder.close().await
+        }));
+    }
+    let mut crashed = Vec::new();
+    let mut applied = Vec::new();
+    let us = |at: Instant| (at - start).as_micros() as u64;
+    // Waits until `until`, noting processes that exit on their own.
+    let mut watch = |procs: &mut procs::Processes, until: Instant| {
+        let found: Vec<(usize, String)> = procs
+            .exited()
+            .into_iter()
+            .map(|(i, status)| (i, status.to_string()))
+            .collect();
+        crashed.extend(found);
+        until
+    };
+    for window in windows {
+        let mut at = start + window.start;
+        while Instant::now() < at {
+            let step = (Instant::now() + Duration::from_millis(500)).min(at);
+            tokio::time::sleep_until(watch(procs, step)).await;
+            at = start + window.start;
+        }
+        println!(
+            "chaos: {:>6.1} s  {}",
+            start.elapsed().as_secs_f64(),
+            window.fault
+        );
+        let laid = Instant::now();
+        lay(&window.fault, net, procs).with_context(|| format!("laying {}", window.fault))?;
+        while Instant::now() < start + window.end {
+            let step = (Instant::now() + Duration::from_millis(500)).min(start + window.end);
+            tokio::time::sleep_until(watch(procs, step)).await;
+        }
+        heal(&window.fault, net, procs).with_context(|| format!("healing {}", window.fault))?;
+        println!("chaos: {:>6.1} s  healed", start.elapsed().as_secs_f64());
+        applied.push((us(laid), us(Instant::now())));
+    }
+    while Instant::now() < start + args.duration {
+        let step = (Instant::now() + Duration::from_millis(500)).min(start + args.duration);
+        tokio::time::sleep_until(watch(procs, step)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut history = Vec::new();
+    for task in tasks {
+        history.extend(task.await.context("a client task")?);
+    }
+    let end_us = us(Instant::now());
+    // The final reads: every key, each until it is answered (the faults are over).
+    for k in 0..args.keys {
+        for _ in 0..5 {
+            if reader
+                .call(KvOp::Get {
+                    key: clients::key(k),
+                })
+                .await
+                .is_some()
+            {
+                break;
+            }
+        }
+    }
+    history.extend(reader.close().await);
+    crashed.extend(
+        procs
+            .exited()
+            .into_iter()
+            .map(|(i, status)| (i, status.to_string())),
+    );
+    Ok(Run {
+        history,
+        end_us,
+        crashed,
+        applied,
+    })
+}
+
+/// Lays `fault`.
+fn lay(fault: &Fault, net: &net::Net, procs: &mut procs::Processes) -> Result<()> {
+    match fault {
+        Fault::Kill { nodes } => nodes.iter().try_for_each(|&i| procs.kill(i)),
+        Fault::Pause { node } => procs.pause(*node, true),
+        Fault::Skew { node, offset_s } => procs.skew(*node, *offset_s),
+        network => net.apply(network),
+    }
+}
+
+/// Heals `fault`.
+fn heal(fault: &Fault, net: &net::Net, procs: &mut procs::Processes) -> Result<()> {
+    match fault {
+        Fault::Kill { nodes } => nodes.iter().try_for_each(|&i| procs.start(i)),
+        Fault::Pause { node } => procs.pause(*node, false),
+        Fault::Skew { node, .. } => procs.skew(*node, 0),
+        _ => net.heal(),
+    }
+}
+
+/// What the history shows.
+struct Verdict {
+    outcomes: history::Outcomes,
+    lost: usize,
+    linearizable: Result<String, String>,
+    recoveries: Vec<Option<Duration>>,
+    outside: history::Latency,
+    during: history::Latency,
+    failures: Vec<String>,
+}
+
+fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
+    let outcomes = history::outcomes(&run.history);
+    let lost = history::lost_writes(&run.history).len();
+    let linearizable = match check_kv_history(&run.history, SearchBudget::default()) {
+        Ok(stats) => Ok(format!(
+            "linearizable: {} calls on {} keys ({} search states)",
+            stats.calls, stats.keys, stats.states_explored
+        )),
+        Err(violation) => Err(violation.to_string()),
+    };
+    let recoveries: Vec<Option<Duration>> = run
+        .applied
+        .iter()
+        .map(|&(_, healed)| history::recovery(&run.history, Duration::from_micros(healed)))
+        .collect();
+    let outside = history::latency(&run.history, windows, false, SERVED_WITHIN, run.end_us);
+    let during = history::latency(&run.history, windows, true, SERVED_WITHIN, run.end_us);
+    let mut failures = Vec::new();
+    if lost > 0 {
+        failures.push(format!("{lost} acknowledged writes lost"));
+    }
+    if let Err(violation) = &linearizable {
+        failures.push(format!("not linearizable: {violation}"));
+    }
+    for (i, status) in &run.crashed {
+        failures.push(format!("node-{i} exited on its own ({status})"));
+    }
+    if outside.within_share() < SERVED_SHARE_MIN {
+        failures.push(format!(
+            "{:.2}% of calls started outside the faults returned within {SERVED_WITHIN:?} (at least {}% required)",
+            outside.within_share() * 100.0,
+            SERVED_SHARE_MIN * 100.0
+        ));
+    }
+    let healed_before_end = run
+        .applied
+        .iter()
+        .zip(&recoveries)
+        .filter(|((_, healed), _)| Duration::from_micros(*healed) + SERVED_WITHIN < duration);
+    for (i, (_, recovery)) in healed_before_end.enumerate() {
+        if recovery.is_none() {
+            failures.push(format!("no call returned after window {i} healed"));
+        }
+    }
+    if outcomes.ok == 0 {
+        failures.push("no call returned".to_owned());
+    }
+    Verdict {
+        outcomes,
+        lost,
+        linearizable,
+        recoveries,
+        outside,
+        during,
+        failures,
+    }
+}
+
+fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# chaos run\n\n`{repeat}`\n");
+    let o = verdict.outcomes;
+    let _ = writeln!(
+        out,
+        "- calls: {} ok, {} failed, {} unknown (timed out: may or may not have taken effect)",
+        o.ok, o.failed, o.unknown
+    );
+    let _ = writeln!(out, "- acknowledged writes lost: {}", verdict.lost);
+    let _ = writeln!(
+        out,
+        "- history: {}",
+        match &verdict.linearizable {
+            Ok(stats) => stats.clone(),
+            Err(violation) => format!("NOT LINEARIZABLE: {violation}"),
+        }
+    );
+    let latency = |name: &str, l: &history::Latency| {
+        format!(
+            "- started {name} a fault: {} calls, p99 {:.1} ms, {:.2}% returned within {} s",
+            l.calls,
+            l.p99_ms,
+            l.within_share() * 100.0,
+            SERVED_WITHIN.as_secs()
+        )
+    };
+    let _ = writeln!(out, "{}", latency("outside", &verdict.outside));
+    let _ = writeln!(out, "{}", latency("during", &verdict.during));
+    let longest = verdict.recoveries.iter().flatten().max();
+    let _ = writeln!(
+        out,
+        "- longest time to serve again after a heal: {}",
+        longest.map_or("-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+    );
+    if run.crashed.is_empty() {
+        let _ = writeln!(out, "- processes that exited on their own: none");
+    } else {
+        let _ = writeln!(
+            out,
+            "- processes that exited on their own: {:?}",
+            run.crashed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| # | from (s) | to (s) | fault | served again after heal (ms) |\n| ---: | ---: | ---: | --- | ---: |"
+    );
+    for (i, ((window, (laid, healed)), recovery)) in windows
+        .iter()
+        .zip(&run.applied)
+        .zip(&verdict.recoveries)
+        .enumerate()
+    {
+        let _ = writeln!(
+            out,
+            "| {i} | {:.1} | {:.1} | {} | {} |",
+            *laid as f64 / 1e6,
+            *healed as f64 / 1e6,
+            window.fault,
+            recovery.map_or("-".to_owned(), |d| d.as_millis().to_string())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nverdict: {}",
+        if verdict.failures.is_empty() {
+            "passed".to_owned()
+        } else {
+            format!("FAILED: {}", verdict.failures.join("; "))
+        }
+    );
+    out
+}
