@@ -182,6 +182,19 @@ struct Inner {
     shutdown: watch::Sender<bool>,
 }
 
+/// Where a node that only dials (a client) binds: an ephemeral loopback port when every peer
+/// is on loopback, otherwise an ephemeral port on every interface of the peers' address family
+/// (IPv6 if any peer is), so that a client can reach a cluster on other hosts.
+pub fn dial_only_address(peers: &BTreeMap<NodeId, SocketAddr>) -> SocketAddr {
+    if peers.values().all(|a| a.ip().is_loopback()) {
+        SocketAddr::from(([127, 0, 0, 1], 0))
+    } else if peers.values().any(SocketAddr::is_ipv6) {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    }
+}
+
 /// A node's transport. Cheap to clone; every clone is the same endpoint.
 #[derive(Clone)]
 pub struct Transport {
@@ -190,7 +203,7 @@ pub struct Transport {
 
 impl Transport {
     /// Starts the endpoint: binds (listening if `config.listen` is set, else on an ephemeral
-    /// loopback port) and returns the transport with the receiver of every message that
+    /// port, see [`dial_only_address`]) and returns the transport with the receiver of every message that
     /// arrives. Must be called within a tokio runtime.
     pub fn start(
         identity: &TlsIdentity,
@@ -199,7 +212,7 @@ impl Transport {
         let client = identity.client_config()?;
         let addr = config
             .listen
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            .unwrap_or_else(|| dial_only_address(&config.peers));
         let server = match config.listen {
             Some(_) => Some(identity.server_config()?),
             None => None,
@@ -643,5 +656,28 @@ async fn read_payload(
         Ok(()) => Ok(Some(payload)),
         Err(quinn::ReadExactError::FinishedEarly(_)) => Err(FrameError::Truncated),
         Err(quinn::ReadExactError::ReadError(err)) => Err(FrameError::Read(err.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eve_types::{ReplicaId, VerifierId};
+
+    #[test]
+    fn a_client_binds_where_it_can_reach_its_peers() {
+        let peers = |a: &str, b: &str| {
+            BTreeMap::from([
+                (NodeId::Replica(ReplicaId(0)), a.parse().unwrap()),
+                (NodeId::Verifier(VerifierId(0)), b.parse().unwrap()),
+            ])
+        };
+        let on_loopback = dial_only_address(&peers("127.0.0.1:7400", "127.0.0.1:7401"));
+        assert_eq!(on_loopback, "127.0.0.1:0".parse().unwrap());
+        // A cluster on other hosts is not reachable from a loopback socket.
+        let remote = dial_only_address(&peers("10.77.0.1:7400", "127.0.0.1:7401"));
+        assert_eq!(remote, "0.0.0.0:0".parse().unwrap());
+        let v6 = dial_only_address(&peers("[fd00::1]:7400", "10.0.0.1:7401"));
+        assert_eq!(v6, "[::]:0".parse().unwrap());
     }
 }

@@ -53,6 +53,14 @@ impl Recorder {
         })
     }
 
+    /// Times calls from `start` from now on, forgetting what was recorded before (the
+    /// client keeps its identity and its request numbers: a new client with the same identity
+    /// would number from 1 again and be answered from the replicas' reply caches).
+    pub fn rebase(&mut self, start: Instant) {
+        self.start = start;
+        self.events.clear();
+    }
+
     fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }

@@ -322,7 +322,7 @@ async fn drive(
     );
     // Time from here on.
     let start = Instant::now();
-    let mut reader = Recorder::connect(final_config, start, Duration::from_secs(30))?;
+    reader.rebase(start);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (c, config) in client_configs[..args.clients as usize].iter().enumerate() {
@@ -447,7 +447,7 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
             "linearizable: {} calls on {} keys ({} search states)",
             stats.calls, stats.keys, stats.states_explored
         )),
-        Err(violation) => Err(violation.to_string()),
+        Err(violation) => Err(shorten(&violation.to_string())),
     };
     let recoveries: Vec<Option<Duration>> = run
         .applied
@@ -494,6 +494,15 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
         outside,
         during,
         failures,
+    }
+}
+
+/// `text` cut to its first 600 characters (a violation lists every call it placed).
+fn shorten(text: &str) -> String {
+    const SHOWN: usize = 600;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{} ... ({} characters)", &text[..cut], text.len()),
+        None => text.to_owned(),
     }
 }
 
