@@ -126,6 +126,26 @@ pub fn recovery(history: &[KvEvent], heal: Duration) -> Option<Duration> {
         .map(|done| Duration::from_micros(done - heal_us))
 }
 
+/// The longest stretch between `from` and `to` in which no call returned: how long the
+/// cluster stalled after a fault healed (`from`: the heal, `to`: the next fault or the end).
+pub fn longest_stall(history: &[KvEvent], from: Duration, to: Duration) -> Duration {
+    let (from_us, to_us) = (from.as_micros() as u64, to.as_micros() as u64);
+    let mut replies: Vec<u64> = history
+        .iter()
+        .filter(|e| e.reply.is_some())
+        .filter_map(|e| e.complete)
+        .filter(|&c| c >= from_us && c <= to_us)
+        .collect();
+    replies.sort_unstable();
+    let mut longest = 0;
+    let mut last = from_us;
+    for reply in replies.into_iter().chain([to_us]) {
+        longest = longest.max(reply - last);
+        last = reply;
+    }
+    Duration::from_micros(longest)
+}
+
 /// Whether a call invoked at `invoke_us` started inside a fault window.
 pub fn in_fault(windows: &[Window], invoke_us: u64) -> bool {
     let at = Duration::from_micros(invoke_us);
@@ -348,6 +368,16 @@ mod tests {
             Some(Duration::from_millis(1500))
         );
         assert_eq!(recovery(&history, Duration::from_secs(8)), None);
+        // Replies at 5.5, 6.5 and 7.001 s: from the heal at 5 s to 8 s the longest stretch
+        // without one is 5.5 to 6.5.
+        assert_eq!(
+            longest_stall(&history, Duration::from_secs(5), Duration::from_secs(8)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            longest_stall(&history, Duration::from_secs(2), Duration::from_secs(7)),
+            Duration::from_millis(3500)
+        );
         assert!(in_fault(&windows, 2 * s) && !in_fault(&windows, 5 * s));
         let outside = latency(&history, &windows, false, Duration::from_secs(2), 8 * s);
         assert_eq!((outside.calls, outside.within), (3, 3));

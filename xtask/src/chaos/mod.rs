@@ -434,6 +434,8 @@ struct Verdict {
     lost: usize,
     linearizable: Result<String, String>,
     recoveries: Vec<Option<Duration>>,
+    /// The longest stretch without a reply from each heal to the next fault.
+    stalls: Vec<Duration>,
     outside: history::Latency,
     during: history::Latency,
     failures: Vec<String>,
@@ -453,6 +455,23 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
         .applied
         .iter()
         .map(|&(_, healed)| history::recovery(&run.history, Duration::from_micros(healed)))
+        .collect();
+    // From each heal to the next fault (or the end of the load).
+    let stalls: Vec<Duration> = run
+        .applied
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, healed))| {
+            let next = run
+                .applied
+                .get(i + 1)
+                .map_or(run.end_us, |&(laid, _)| laid);
+            history::longest_stall(
+                &run.history,
+                Duration::from_micros(healed),
+                Duration::from_micros(next.max(healed)),
+            )
+        })
         .collect();
     let outside = history::latency(&run.history, windows, false, SERVED_WITHIN, run.end_us);
     let during = history::latency(&run.history, windows, true, SERVED_WITHIN, run.end_us);
@@ -491,6 +510,7 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
         lost,
         linearizable,
         recoveries,
+        stalls,
         outside,
         during,
         failures,
@@ -535,10 +555,10 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
     };
     let _ = writeln!(out, "{}", latency("outside", &verdict.outside));
     let _ = writeln!(out, "{}", latency("during", &verdict.during));
-    let longest = verdict.recoveries.iter().flatten().max();
+    let longest = verdict.stalls.iter().max();
     let _ = writeln!(
         out,
-        "- longest time to serve again after a heal: {}",
+        "- longest unavailability after a heal (no reply at all, until the next fault): {}",
         longest.map_or("-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
     );
     if run.crashed.is_empty() {
@@ -552,21 +572,23 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
     }
     let _ = writeln!(
         out,
-        "\n| # | from (s) | to (s) | fault | served again after heal (ms) |\n| ---: | ---: | ---: | --- | ---: |"
+        "\n| # | from (s) | to (s) | fault | first reply after heal (ms) | longest stall after heal (ms) |\n| ---: | ---: | ---: | --- | ---: | ---: |"
     );
-    for (i, ((window, (laid, healed)), recovery)) in windows
+    for (i, (((window, (laid, healed)), recovery), stall)) in windows
         .iter()
         .zip(&run.applied)
         .zip(&verdict.recoveries)
+        .zip(&verdict.stalls)
         .enumerate()
     {
         let _ = writeln!(
             out,
-            "| {i} | {:.1} | {:.1} | {} | {} |",
+            "| {i} | {:.1} | {:.1} | {} | {} | {} |",
             *laid as f64 / 1e6,
             *healed as f64 / 1e6,
             window.fault,
-            recovery.map_or("-".to_owned(), |d| d.as_millis().to_string())
+            recovery.map_or("-".to_owned(), |d| d.as_millis().to_string()),
+            stall.as_millis()
         );
     }
     let _ = writeln!(
