@@ -64,6 +64,13 @@ pub struct ChaosArgs {
     /// The report folder [default: target/chaos/seed-<SEED>]
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where this machine cannot make network namespaces (not root, no nftables), say so and
+    /// succeed instead of failing (for CI)
+    #[arg(long)]
+    skip_unavailable: bool,
+    /// Print the fault schedule the seed draws, and stop
+    #[arg(long)]
+    plan: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -105,8 +112,16 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
         "--keys {}: 1 ..= 1000",
         args.keys
     );
-    if let Some(why) = net::unavailable() {
-        bail!("chaos runs need network namespaces, and this machine cannot make them: {why}");
+    if !args.plan
+        && let Some(why) = net::unavailable()
+    {
+        let line =
+            format!("chaos runs need network namespaces, and this machine cannot make them: {why}");
+        if args.skip_unavailable {
+            println!("chaos: skipped: {line}");
+            return Ok(());
+        }
+        bail!(line);
     }
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -116,6 +131,23 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
     let faketime = procs::faketime();
     let kinds = fault_kinds(args.faults.as_deref(), faketime.is_some())?;
     let disk = args.storage == "disk";
+    if args.plan {
+        let nodes = process_count(args.mode);
+        let tolerated = match args.mode {
+            ReplicationMode::Eve { u, .. } => u as usize,
+            ReplicationMode::PrimaryBackup => 1,
+        };
+        let options = schedule_options(nodes, tolerated, disk, kinds);
+        for w in schedule::draw(seed, args.duration, &options) {
+            println!(
+                "{:>6.1} s to {:>6.1} s  {}",
+                w.start.as_secs_f64(),
+                w.end.as_secs_f64(),
+                w.fault
+            );
+        }
+        return Ok(());
+    }
     let out = args
         .out
         .clone()
@@ -145,13 +177,7 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
         ReplicationMode::Eve { u, r } => (Mode::Eve, u, r),
         ReplicationMode::PrimaryBackup => (Mode::PrimaryBackup, 1, 0),
     };
-    let processes = match args.mode {
-        ReplicationMode::Eve { u, r } => {
-            let sizes = eve_types::QuorumSizes::eve(u, r);
-            sizes.n_exec.max(sizes.n_ver)
-        }
-        ReplicationMode::PrimaryBackup => 2,
-    };
+    let processes = process_count(args.mode);
     ensure!(processes <= net::NODES_MAX, "too many processes");
     let written = init(
         &InitOptions {
@@ -169,16 +195,7 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
         &cluster_dir,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let options = schedule::Options {
-        nodes: processes,
-        tolerated: u as usize,
-        disk,
-        kinds: kinds.clone(),
-        fault_min: Duration::from_secs(6),
-        fault_max: Duration::from_secs(20),
-        quiet_min: Duration::from_secs(5),
-        quiet_max: Duration::from_secs(12),
-    };
+    let options = schedule_options(processes, u as usize, disk, kinds.clone());
     let windows = schedule::draw(seed, args.duration, &options);
     let net = net::Net::build(processes)?;
     let mut procs = procs::Processes::new(&binary, &written.nodes, &out, faketime);
@@ -233,6 +250,37 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The processes a cluster of `mode` runs (replica `i` and verifier `i` together).
+fn process_count(mode: ReplicationMode) -> usize {
+    match mode {
+        ReplicationMode::Eve { u, r } => {
+            let sizes = eve_types::QuorumSizes::eve(u, r);
+            sizes.n_exec.max(sizes.n_ver)
+        }
+        ReplicationMode::PrimaryBackup => 2,
+    }
+}
+
+/// What the schedule draws from: fault windows of 6 to 20 s (longer than every timeout of the
+/// protocol and of the clients), quiet spells of 5 to 12 s between them.
+fn schedule_options(
+    nodes: usize,
+    tolerated: usize,
+    disk: bool,
+    kinds: Vec<&'static str>,
+) -> schedule::Options {
+    schedule::Options {
+        nodes,
+        tolerated,
+        disk,
+        kinds,
+        fault_min: Duration::from_secs(6),
+        fault_max: Duration::from_secs(20),
+        quiet_min: Duration::from_secs(5),
+        quiet_max: Duration::from_secs(12),
+    }
 }
 
 fn mode_arg(mode: ReplicationMode) -> String {
@@ -462,10 +510,7 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
         .iter()
         .enumerate()
         .map(|(i, &(_, healed))| {
-            let next = run
-                .applied
-                .get(i + 1)
-                .map_or(run.end_us, |&(laid, _)| laid);
+            let next = run.applied.get(i + 1).map_or(run.end_us, |&(laid, _)| laid);
             history::longest_stall(
                 &run.history,
                 Duration::from_micros(healed),
