@@ -14,6 +14,7 @@
 mod bench;
 mod chaos;
 mod cluster;
+mod fuzz;
 mod release;
 mod sim;
 
@@ -41,6 +42,12 @@ enum Command {
     /// Real eve-node processes in network namespaces under load and a seeded schedule of
     /// faults; every client call recorded and the history checked (needs root).
     Chaos(chaos::ChaosArgs),
+    /// The cargo-fuzz targets in fuzz/: write their seed corpora, or run each for a number
+    /// of inputs (nightly and cargo-fuzz needed).
+    Fuzz {
+        #[command(subcommand)]
+        which: fuzz::FuzzCommand,
+    },
     /// A local cluster of real eve-node processes: up, status, kill, restart, logs, down.
     Cluster {
         #[command(subcommand)]
@@ -59,6 +66,7 @@ fn main() -> Result<()> {
         }
         Command::Cluster { which } => cluster::run(which),
         Command::Chaos(args) => chaos::run(&args),
+        Command::Fuzz { which } => fuzz::run(which),
         Command::Sim(args) => {
             if release::must_reinvoke() {
                 return release::reinvoke();

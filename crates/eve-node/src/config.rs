@@ -208,6 +208,26 @@ pub struct LoadedConfig {
     pub dir: PathBuf,
 }
 
+impl NodeConfig {
+    /// Parses a configuration file's text and checks the cluster it describes: everything but
+    /// the files it names (certificates, keys, the data directory). The error names the line
+    /// or the setting at fault.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: NodeConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+            let message = e.message().replace('\n', " ");
+            match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            }
+        })?;
+        file.cluster.spec()?;
+        Ok(file)
+    }
+}
+
 impl LoadedConfig {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
@@ -216,19 +236,9 @@ impl LoadedConfig {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let file: NodeConfig = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start].lines().count().max(1));
-            let message = e.message().replace('\n', " ");
-            fail(match line {
-                Some(line) => format!("line {line}: {message}"),
-                None => message,
-            })
-        })?;
-        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         // Checked before the CA is read, so that a bad setting is named first.
-        file.cluster.spec().map_err(fail)?;
+        let file = NodeConfig::parse(&text).map_err(fail)?;
+        let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let ca_path = dir.join(&file.tls.ca);
         let ca_pem = std::fs::read_to_string(&ca_path)
             .map_err(|e| fail(format!("tls.ca: cannot read {}: {e}", ca_path.display())))?;
