@@ -115,8 +115,11 @@ pub fn run(command: FuzzCommand) -> Result<()> {
     }
 }
 
+/// A target's name and its seed inputs.
+type Seeds = (&'static str, Vec<Vec<u8>>);
+
 /// Each target's seeds.
-fn seeds() -> Result<Vec<(&'static str, Vec<Vec<u8>>)>> {
+fn seeds() -> Result<Vec<Seeds>> {
     let messages: Vec<Bytes> = sample_messages()?.iter().map(Message::encode).collect();
     let frames: Vec<Vec<u8>> = messages
         .iter()
