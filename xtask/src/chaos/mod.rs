@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use clients::Recorder;
 use eve_apps::KvOp;
+use eve_node::admin::RoleReport;
 use eve_node::config::Mode;
 use eve_node::init::{InitOptions, init};
 use eve_sim::kv_history::{KvEvent, check_kv_history};
@@ -93,6 +94,10 @@ const SERVED_SHARE_MIN: f64 = 0.99;
 
 /// See [`SERVED_SHARE_MIN`].
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
+
+/// How long the cluster has, once the faults are healed and the load stopped, to bring every
+/// role to the same committed batch.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// A client's rest between calls (bounds the history's size).
 const THINK: Duration = Duration::from_millis(2);
@@ -345,6 +350,10 @@ struct Run {
     crashed: Vec<(usize, String)>,
     /// When each window's fault was laid and healed, in µs (as it happened).
     applied: Vec<(u64, u64)>,
+    /// Each process's roles as they stood at the end.
+    roles: Vec<(String, Option<Vec<RoleReport>>)>,
+    /// How long after the load stopped every role agreed (or what still differed).
+    converged: Result<u64, String>,
 }
 
 async fn drive(
@@ -442,6 +451,18 @@ async fn drive(
         }
     }
     history.extend(reader.close().await);
+    // The liveness phase: with every fault healed and the load stopped, every role must reach
+    // the same committed batch (and every replica the same state) within CONVERGE_WITHIN.
+    let converge_deadline = Instant::now() + CONVERGE_WITHIN;
+    let (roles, converged) = loop {
+        let roles = statuses(final_config).await;
+        let converged = converged(&roles);
+        if converged.is_ok() || Instant::now() >= converge_deadline {
+            break (roles, converged);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let converged = converged.map(|()| us(Instant::now()) - end_us);
     crashed.extend(
         procs
             .exited()
@@ -453,7 +474,64 @@ async fn drive(
         end_us,
         crashed,
         applied,
+        roles,
+        converged,
     })
+}
+
+/// Whether every role answered and stands at the same committed batch, every replica with the
+/// same state root; otherwise what differs.
+fn converged(roles: &[(String, Option<Vec<RoleReport>>)]) -> Result<(), String> {
+    let mut committed = std::collections::BTreeMap::new();
+    let mut roots = std::collections::BTreeSet::new();
+    for (process, reports) in roles {
+        let reports = reports
+            .as_ref()
+            .ok_or_else(|| format!("{process} does not answer"))?;
+        for r in reports {
+            committed.insert(r.node.clone(), r.committed);
+            if let Some(root) = &r.state_root {
+                roots.insert(root.clone());
+            }
+        }
+    }
+    let lowest = committed.values().min();
+    let highest = committed.values().max();
+    if lowest != highest {
+        return Err(format!("committed batches differ: {committed:?}"));
+    }
+    if roots.len() > 1 {
+        return Err(format!("{} different state roots", roots.len()));
+    }
+    Ok(())
+}
+
+/// Every role's status at the end, from its process's admin endpoint (`None`: no answer).
+async fn statuses(config: &Path) -> Vec<(String, Option<Vec<RoleReport>>)> {
+    let Ok(loaded) = eve_node::config::LoadedConfig::load(config) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (process, &addr) in &loaded.file.cluster.admin {
+        let body = tokio::time::timeout(Duration::from_secs(5), admin_get(addr, "/status"))
+            .await
+            .ok()
+            .flatten();
+        let roles = body.and_then(|b| serde_json::from_str::<Vec<RoleReport>>(&b).ok());
+        out.push((process.clone(), roles));
+    }
+    out
+}
+
+/// GETs `path` from an admin endpoint (plain HTTP/1.1, the connection closed after).
+async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
 /// Lays `fault`.
@@ -550,6 +628,11 @@ fn judge(run: &Run, windows: &[Window], duration: Duration) -> Verdict {
     if outcomes.ok == 0 {
         failures.push("no call returned".to_owned());
     }
+    if let Err(differs) = &run.converged {
+        failures.push(format!(
+            "the roles did not converge within {CONVERGE_WITHIN:?} of the end: {differs}"
+        ));
+    }
     Verdict {
         outcomes,
         lost,
@@ -635,6 +718,37 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
             recovery.map_or("-".to_owned(), |d| d.as_millis().to_string()),
             stall.as_millis()
         );
+    }
+    let _ = writeln!(
+        out,
+        "- every role on the same committed batch after the load stopped: {}",
+        match &run.converged {
+            Ok(us) => format!("yes, within {:.1} s", *us as f64 / 1e6),
+            Err(differs) => format!("NO: {differs}"),
+        }
+    );
+    let _ = writeln!(out, "\nAt the end (views count the view changes):\n");
+    for (process, roles) in &run.roles {
+        match roles {
+            None => {
+                let _ = writeln!(out, "- {process}: no answer");
+            }
+            Some(roles) => {
+                for r in roles {
+                    let _ = writeln!(
+                        out,
+                        "- {}: view {}, committed {}{}",
+                        r.node,
+                        r.view,
+                        r.committed,
+                        r.state_root.as_ref().map_or(String::new(), |root| format!(
+                            ", root {}",
+                            &root[..12.min(root.len())]
+                        ))
+                    );
+                }
+            }
+        }
     }
     let _ = writeln!(
         out,
