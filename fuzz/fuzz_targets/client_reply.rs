@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         if let Some(completion) = client.handle_message(from, message) {
-            assert_eq!(completion.request_no, request_no, "only the outstanding request completes");
+            assert_eq!(
+                completion.request_no, request_no,
+                "only the outstanding request completes"
+            );
             return;
         }
         while client.poll_output().is_some() {}

@@ -10,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(config) = NodeConfig::parse(text) {
-        assert!(config.cluster.spec().is_ok(), "a parsed configuration checks out");
+        assert!(
+            config.cluster.spec().is_ok(),
+            "a parsed configuration checks out"
+        );
     }
 });
