@@ -300,3 +300,39 @@ pub async fn metrics_text(node: &Node) -> String {
     encode(&mut text, &registry).expect("writing to a string cannot fail");
     text
 }
+
+/// The longest status response read from one admin endpoint.
+pub const STATUS_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// How long one admin endpoint may take to answer [`fetch_status`].
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every role of the process whose admin endpoint is `addr`, from its `/status` (what
+/// `eve-node status` prints). The error names the endpoint and what went wrong.
+pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<Vec<RoleReport>> {
+    use anyhow::{Context, anyhow};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream
+            .take(STATUS_RESPONSE_BYTES_MAX)
+            .read_to_end(&mut response)
+            .await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(STATUS_TIMEOUT, fetch)
+        .await
+        .map_err(|_| {
+            anyhow!("{addr}: no answer within {STATUS_TIMEOUT:?}: is the process running? (eve-node run)")
+        })?
+        .with_context(|| format!("{addr}: unreachable"))?;
+    let text = String::from_utf8_lossy(&response);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .ok_or_else(|| anyhow!("{addr}: not an HTTP response"))?;
+    serde_json::from_str(body).with_context(|| format!("{addr}: not a status report"))
+}

@@ -1,16 +1,9 @@
 //! `eve-node status`: every process's roles and where they stand, from their admin endpoints.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, bail};
 use eve_node::admin::RoleReport;
 use eve_node::config::LoadedConfig;
 use std::path::Path;
-use std::time::Duration;
-
-/// The longest status response read from one admin endpoint.
-const STATUS_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
-
-/// How long one admin endpoint may take to answer.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
     let loaded = LoadedConfig::load(path)?;
@@ -20,7 +13,7 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
     }
     let mut rows: Vec<(String, Result<Vec<RoleReport>>)> = Vec::new();
     for (process, addr) in admin {
-        rows.push((process.clone(), fetch_status(*addr).await));
+        rows.push((process.clone(), eve_node::admin::fetch_status(*addr).await));
     }
     if json {
         let value: Vec<serde_json::Value> = rows
@@ -75,34 +68,6 @@ pub(crate) async fn run(path: &Path, json: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn fetch_status(addr: std::net::SocketAddr) -> Result<Vec<RoleReport>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /status HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        stream
-            .take(STATUS_RESPONSE_BYTES_MAX)
-            .read_to_end(&mut response)
-            .await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    let response = tokio::time::timeout(STATUS_TIMEOUT, fetch)
-        .await
-        .map_err(|_| {
-            anyhow!("{addr}: no answer within {STATUS_TIMEOUT:?}: is the process running? (eve-node run)")
-        })?
-        .with_context(|| format!("{addr}: unreachable"))?;
-    let text = String::from_utf8_lossy(&response);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
-        .ok_or_else(|| anyhow!("{addr}: not an HTTP response"))?;
-    serde_json::from_str(body).with_context(|| format!("{addr}: not a status report"))
 }
 
 /// `1234567` as `1.2 MiB`, small sizes in bytes.

@@ -513,25 +513,10 @@ async fn statuses(config: &Path) -> Vec<(String, Option<Vec<RoleReport>>)> {
     };
     let mut out = Vec::new();
     for (process, &addr) in &loaded.file.cluster.admin {
-        let body = tokio::time::timeout(Duration::from_secs(5), admin_get(addr, "/status"))
-            .await
-            .ok()
-            .flatten();
-        let roles = body.and_then(|b| serde_json::from_str::<Vec<RoleReport>>(&b).ok());
+        let roles = eve_node::admin::fetch_status(addr).await.ok();
         out.push((process.clone(), roles));
     }
     out
-}
-
-/// GETs `path` from an admin endpoint (plain HTTP/1.1, the connection closed after).
-async fn admin_get(addr: std::net::SocketAddr, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
 }
 
 /// Lays `fault`.
