@@ -46,8 +46,9 @@ pub fn outcomes(history: &[KvEvent]) -> Outcomes {
 pub fn lost_writes(history: &[KvEvent]) -> Vec<usize> {
     // The last completed read of each key (by invocation).
     let mut final_read: BTreeMap<&Bytes, usize> = BTreeMap::new();
-    // The write of each value.
+    // The write of each value, and each key's acknowledged writes.
     let mut writer: HashMap<(&Bytes, &Bytes), usize> = HashMap::new();
+    let mut acknowledged: BTreeMap<&Bytes, Vec<usize>> = BTreeMap::new();
     for (i, event) in history.iter().enumerate() {
         match &event.op {
             KvOp::Get { key } if event.complete.is_some() => {
@@ -61,6 +62,14 @@ pub fn lost_writes(history: &[KvEvent]) -> Vec<usize> {
             _ => {
                 if let Some((key, value)) = written(event) {
                     writer.insert((key, value), i);
+                    let acked = matches!(
+                        (&event.op, &event.reply),
+                        (KvOp::Put { .. }, Some(KvReply::Value(_)))
+                            | (KvOp::CompareAndSwap { .. }, Some(KvReply::Swapped))
+                    );
+                    if acked {
+                        acknowledged.entry(key).or_default().push(i);
+                    }
                 }
             }
         }
@@ -72,19 +81,10 @@ pub fn lost_writes(history: &[KvEvent]) -> Vec<usize> {
             _ => None,
         };
         let read_invoke = history[read].invoke;
-        for (i, event) in history.iter().enumerate() {
-            let Some((k, _)) = written(event) else {
-                continue;
-            };
-            let acknowledged = matches!(
-                (&event.op, &event.reply),
-                (KvOp::Put { .. }, Some(KvReply::Value(_)))
-                    | (KvOp::CompareAndSwap { .. }, Some(KvReply::Swapped))
-            );
-            let Some(done) = event.complete.filter(|_| acknowledged) else {
-                continue;
-            };
-            if k != *key || done >= read_invoke || Some(i) == seen {
+        for &i in acknowledged.get(key).into_iter().flatten() {
+            let event = &history[i];
+            let done = event.complete.expect("an acknowledged write completed");
+            if done >= read_invoke || Some(i) == seen {
                 continue;
             }
             // Acknowledged before the read began: the read must see it or a write that may
@@ -184,18 +184,17 @@ pub fn latency(
     deadline: Duration,
     end_us: u64,
 ) -> Latency {
-    let mut lasted: Vec<u64> = history
-        .iter()
-        .filter(|e| in_fault(windows, e.invoke) == during)
-        .map(|e| e.complete.unwrap_or(end_us.max(e.invoke)) - e.invoke)
-        .collect();
-    lasted.sort_unstable();
     let deadline_us = deadline.as_micros() as u64;
-    let within = history
+    let mut lasted = Vec::new();
+    let mut within = 0;
+    for e in history
         .iter()
         .filter(|e| in_fault(windows, e.invoke) == during)
-        .filter(|e| e.complete.is_some_and(|c| c - e.invoke <= deadline_us))
-        .count() as u64;
+    {
+        lasted.push(e.complete.unwrap_or(end_us.max(e.invoke)) - e.invoke);
+        within += u64::from(e.complete.is_some_and(|c| c - e.invoke <= deadline_us));
+    }
+    lasted.sort_unstable();
     let p99_ms = if lasted.is_empty() {
         0.0
     } else {

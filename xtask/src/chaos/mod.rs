@@ -99,6 +99,15 @@ const SERVED_WITHIN: Duration = Duration::from_secs(2);
 /// role to the same committed batch.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
+/// How long the cluster has to answer its first call after the processes start.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+/// How often the run looks for processes that exited on their own (and for convergence).
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Reads of each key at the end before it is left unread (each waits up to `READY_WITHIN`).
+const FINAL_READ_TRIES: usize = 5;
+
 /// A client's rest between calls (bounds the history's size).
 const THINK: Duration = Duration::from_millis(2);
 
@@ -367,7 +376,7 @@ async fn drive(
     let start = Instant::now();
     let final_config = client_configs.last().expect("init wrote the clients");
     // The cluster serves before the load and the faults begin.
-    let mut reader = Recorder::connect(final_config, start, Duration::from_secs(30))?;
+    let mut reader = Recorder::connect(final_config, start, READY_WITHIN)?;
     let ready = reader
         .call(KvOp::Get {
             key: clients::key(0),
@@ -375,7 +384,7 @@ async fn drive(
         .await;
     ensure!(
         ready.is_some(),
-        "the cluster did not answer within 30 s of starting"
+        "the cluster did not answer within {READY_WITHIN:?} of starting: see the processes' logs in the report folder"
     );
     // Time from here on.
     let start = Instant::now();
@@ -394,23 +403,8 @@ async fn drive(
     let mut crashed = Vec::new();
     let mut applied = Vec::new();
     let us = |at: Instant| (at - start).as_micros() as u64;
-    // Waits until `until`, noting processes that exit on their own.
-    let mut watch = |procs: &mut procs::Processes, until: Instant| {
-        let found: Vec<(usize, String)> = procs
-            .exited()
-            .into_iter()
-            .map(|(i, status)| (i, status.to_string()))
-            .collect();
-        crashed.extend(found);
-        until
-    };
     for window in windows {
-        let mut at = start + window.start;
-        while Instant::now() < at {
-            let step = (Instant::now() + Duration::from_millis(500)).min(at);
-            tokio::time::sleep_until(watch(procs, step)).await;
-            at = start + window.start;
-        }
+        wait_watching(procs, start + window.start, &mut crashed).await;
         println!(
             "chaos: {:>6.1} s  {}",
             start.elapsed().as_secs_f64(),
@@ -418,18 +412,12 @@ async fn drive(
         );
         let laid = Instant::now();
         lay(&window.fault, net, procs).with_context(|| format!("laying {}", window.fault))?;
-        while Instant::now() < start + window.end {
-            let step = (Instant::now() + Duration::from_millis(500)).min(start + window.end);
-            tokio::time::sleep_until(watch(procs, step)).await;
-        }
+        wait_watching(procs, start + window.end, &mut crashed).await;
         heal(&window.fault, net, procs).with_context(|| format!("healing {}", window.fault))?;
         println!("chaos: {:>6.1} s  healed", start.elapsed().as_secs_f64());
         applied.push((us(laid), us(Instant::now())));
     }
-    while Instant::now() < start + args.duration {
-        let step = (Instant::now() + Duration::from_millis(500)).min(start + args.duration);
-        tokio::time::sleep_until(watch(procs, step)).await;
-    }
+    wait_watching(procs, start + args.duration, &mut crashed).await;
     stop.store(true, Ordering::Relaxed);
     let mut history = Vec::new();
     for task in tasks {
@@ -438,7 +426,7 @@ async fn drive(
     let end_us = us(Instant::now());
     // The final reads: every key, each until it is answered (the faults are over).
     for k in 0..args.keys {
-        for _ in 0..5 {
+        for _ in 0..FINAL_READ_TRIES {
             if reader
                 .call(KvOp::Get {
                     key: clients::key(k),
@@ -460,15 +448,10 @@ async fn drive(
         if converged.is_ok() || Instant::now() >= converge_deadline {
             break (roles, converged);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(WATCH_EVERY).await;
     };
     let converged = converged.map(|()| us(Instant::now()) - end_us);
-    crashed.extend(
-        procs
-            .exited()
-            .into_iter()
-            .map(|(i, status)| (i, status.to_string())),
-    );
+    wait_watching(procs, Instant::now(), &mut crashed).await;
     Ok(Run {
         history,
         end_us,
@@ -517,6 +500,27 @@ async fn statuses(config: &Path) -> Vec<(String, Option<Vec<RoleReport>>)> {
         out.push((process.clone(), roles));
     }
     out
+}
+
+/// Sleeps until `until`, noting every [`WATCH_EVERY`] the processes that exited on their own.
+async fn wait_watching(
+    procs: &mut procs::Processes,
+    until: Instant,
+    crashed: &mut Vec<(usize, String)>,
+) {
+    loop {
+        crashed.extend(
+            procs
+                .exited()
+                .into_iter()
+                .map(|(i, status)| (i, status.to_string())),
+        );
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        tokio::time::sleep_until((now + WATCH_EVERY).min(until)).await;
+    }
 }
 
 /// Lays `fault`.
@@ -745,4 +749,65 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(node: &str, committed: u64, root: Option<&str>) -> RoleReport {
+        RoleReport {
+            node: node.to_owned(),
+            role: if root.is_some() {
+                "replica"
+            } else {
+                "verifier"
+            }
+            .to_owned(),
+            view: 1,
+            primary: None,
+            committed,
+            stable: None,
+            state_root: root.map(str::to_owned),
+            recovering: false,
+            objects: None,
+            bytes: None,
+            dropped: 0,
+            refused: 0,
+        }
+    }
+
+    #[test]
+    fn the_liveness_phase_wants_every_role_on_one_batch_and_one_root() {
+        let process = |roles: Vec<RoleReport>| ("node-0".to_owned(), Some(roles));
+        let agreed = [process(vec![
+            role("replica-0", 9, Some("ab")),
+            role("verifier-0", 9, None),
+        ])];
+        assert_eq!(converged(&agreed), Ok(()));
+        let behind = [process(vec![
+            role("replica-0", 9, Some("ab")),
+            role("verifier-0", 8, None),
+        ])];
+        assert!(
+            converged(&behind)
+                .unwrap_err()
+                .contains("committed batches differ")
+        );
+        let forked = [process(vec![
+            role("replica-0", 9, Some("ab")),
+            role("replica-1", 9, Some("cd")),
+        ])];
+        assert!(
+            converged(&forked)
+                .unwrap_err()
+                .contains("2 different state roots")
+        );
+        let silent = [("node-1".to_owned(), None)];
+        assert!(
+            converged(&silent)
+                .unwrap_err()
+                .contains("node-1 does not answer")
+        );
+    }
 }
