@@ -229,6 +229,8 @@ impl Verifier {
                     &slot.commits[&token],
                 ));
             }
+            // A commit quorum of this view, seen here: the view is making progress.
+            self.progressed_at = Some(now);
             self.on_slot_committed(now, seq);
         }
     }

@@ -35,6 +35,12 @@ impl Verifier {
             slot.queried = true;
             slot.first_seen = Some(restart);
         }
+        self.ask_peers();
+        true
+    }
+
+    /// Asks every peer what committed after this verifier's last committed batch.
+    pub(super) fn ask_peers(&mut self) {
         self.counters.catch_up_queries += 1;
         let msg = Message::Lagging {
             view: self.view,
@@ -45,7 +51,6 @@ impl Verifier {
                 self.send(NodeId::Verifier(v), msg.clone());
             }
         }
-        true
     }
 
     /// A peer is behind: tell it what was committed after its last committed batch, and repeat

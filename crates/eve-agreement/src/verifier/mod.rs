@@ -98,6 +98,12 @@ pub struct VerifierCounters {
     /// Batches taken as committed on the word of `r + 1` peers, or (with `r >= 1`) on a
     /// peer's commit certificate.
     pub batches_caught_up: u64,
+    /// View changes asked for by peers that this verifier did not join because its own view
+    /// was making progress (it told the peer so instead).
+    pub view_changes_refused: u64,
+    /// View changes this verifier gave up because the leader of its view said that the view
+    /// was making progress.
+    pub view_changes_abandoned: u64,
     /// Votes, view changes, announcements, certificates and recovery answers refused because
     /// their signature or certificate did not prove what they claim (with `r >= 1`).
     pub proofs_refused: u64,
@@ -142,6 +148,10 @@ pub struct Verifier {
     entered: Option<(View, BatchSeq, Token)>,
     /// The last `NewView` this verifier sent as leader, to resend to latecomers.
     announced: Option<Message>,
+    /// When a commit quorum last formed here in the current view (`None` since entering it
+    /// or giving it up): while that is recent, the view is making progress and a peer's lone
+    /// request for another view is answered instead of joined (`view_change.rs`).
+    progressed_at: Option<Time>,
     /// Views tried without entering one since the last view was entered: the view-change
     /// timer doubles with each, so that verifiers that started apart come together.
     failed_views: u32,
@@ -177,7 +187,7 @@ impl Verifier {
             sizes,
             view: View(0),
             committed: BatchSeq(0),
-            committed_token: Token(eve_types::Digest::ZERO),
+            committed_token: view_change::GENESIS.1,
             slots: BTreeMap::new(),
             recent: BTreeMap::new(),
             auth: None,
@@ -190,6 +200,7 @@ impl Verifier {
             view_change_votes: BTreeMap::new(),
             entered: None,
             announced: None,
+            progressed_at: None,
             failed_views: 0,
             suspects: BTreeMap::new(),
             recovery: None,

@@ -28,6 +28,9 @@ use crate::time::Time;
 use eve_exec::Token;
 use eve_types::{BatchSeq, ReplicaId, VerifierId, View};
 
+/// Where view 0 starts: before the first batch, on the empty state's token.
+pub(super) const GENESIS: (BatchSeq, Token) = (BatchSeq(0), Token(eve_types::Digest::ZERO));
+
 impl Verifier {
     pub(super) fn on_suspect(&mut self, now: Time, from: ReplicaId, view: View) {
         if view != self.view || self.changing.is_some() {
@@ -52,6 +55,7 @@ impl Verifier {
         }
         self.counters.view_changes_started += 1;
         self.asked = self.asked.max(target);
+        self.progressed_at = None;
         let message = if self.proves() {
             let claims = self.claims();
             let committed = claims.committed_claim();
@@ -125,14 +129,12 @@ impl Verifier {
     ) {
         if new_view <= self.view {
             // A latecomer: if this verifier led the current view in, repeat the announcement.
-            if new_view == self.view
-                && self.leader(new_view) == self.id
-                && let Some(announced) = self.announced.clone()
-            {
-                self.send(NodeId::Verifier(from), announced);
+            if new_view == self.view {
+                self.tell_where_the_view_starts(from);
             }
             return;
         }
+        let (sender_view, (sender_committed, _)) = (vote.view, vote.committed);
         if self.proves() {
             let proven = vote
                 .proof
@@ -165,7 +167,21 @@ impl Verifier {
         let votes = self.view_change_votes.entry(new_view).or_default();
         votes.insert(from, vote);
         let count = votes.len();
-        self.join_view_change(now);
+        if count < self.sizes.verifier_quorum
+            && self.making_progress(now)
+            && self.is_stale(new_view, sender_view, sender_committed)
+        {
+            // The view works here and the peer was left behind (a verifier cut off for a
+            // while asks for ever higher views alone). Following it would stall every client
+            // for a view change: tell it where the view starts instead. Its vote is kept: it
+            // counts once this view fails too.
+            self.counters.view_changes_refused += 1;
+            if sender_view <= self.view {
+                self.tell_where_the_view_starts(from);
+            }
+        } else {
+            self.join_view_change(now);
+        }
         if count >= self.sizes.verifier_quorum && self.leader(new_view) == self.id {
             self.announce_new_view(new_view);
         }
@@ -190,6 +206,64 @@ impl Verifier {
         let own = self.changing.as_ref().map_or(self.view, |c| c.target);
         if candidate > own {
             self.start_view_change(now, candidate);
+        }
+    }
+
+    /// Whether a commit quorum formed here in the current view within the base view-change
+    /// timeout (`2 * verify_timeout_ms`), and this verifier has not given up on it.
+    fn making_progress(&self, now: Time) -> bool {
+        self.changing.is_none()
+            && self
+                .progressed_at
+                .is_some_and(|at| now < at.plus_ms(2 * self.config.verify_timeout_ms))
+    }
+
+    /// Whether a request for `new_view` from a peer in `sender_view` that committed up to
+    /// `sender_committed` comes from a peer left behind rather than one that found a fault in
+    /// this view: it was made in an older view, or asks past the next view (a peer asks for
+    /// the next view first, and further only after a quorum asked with it or after repeating
+    /// its request in vain), or the peer is more than two pipelines behind this verifier (a
+    /// batch without a token quorum, or one that did not commit in time, lies within a
+    /// pipeline of the last committed batch; a peer merely behind asks its peers first).
+    fn is_stale(&self, new_view: View, sender_view: View, sender_committed: BatchSeq) -> bool {
+        let pipelines = 2 * self.config.pipeline_depth as u64;
+        sender_view < self.view
+            || new_view > self.view.next()
+            || sender_committed.0.saturating_add(pipelines) <= self.committed.0
+    }
+
+    /// Where the current view starts, as its leader announced it: view 0 starts at the
+    /// genesis, needing no announcement.
+    fn view_start_token(&self) -> Option<(BatchSeq, Token)> {
+        if self.view == View(0) {
+            return Some(GENESIS);
+        }
+        self.entered
+            .filter(|(view, _, _)| *view == self.view)
+            .map(|(_, start, token)| (start, token))
+    }
+
+    /// As the current view's leader, sends `to` the view's announcement: a peer behind enters
+    /// the view with it, a peer that gave up on it goes back to it (`on_new_view`).
+    fn tell_where_the_view_starts(&mut self, to: VerifierId) {
+        if self.leader(self.view) != self.id {
+            return;
+        }
+        let announcement = if self.view == View(0) {
+            let (start, token) = GENESIS;
+            Some(Message::NewView {
+                view: View(0),
+                start,
+                token,
+                proof: Vec::new(),
+            })
+        } else {
+            self.announced
+                .clone()
+                .filter(|m| matches!(m, Message::NewView { view, .. } if *view == self.view))
+        };
+        if let Some(announcement) = announcement {
+            self.send(NodeId::Verifier(to), announcement);
         }
     }
 
@@ -289,6 +363,14 @@ impl Verifier {
         (start, token): (BatchSeq, Token),
         proof: Vec<ProvenViewChange>,
     ) {
+        if view == self.view
+            && from == self.leader(view)
+            && self.changing.is_some()
+            && self.view_start_token() == Some((start, token))
+        {
+            self.abandon_view_change();
+            return;
+        }
         if view <= self.view || from != self.leader(view) {
             self.counters
                 .drops
@@ -307,6 +389,7 @@ impl Verifier {
         self.view = view;
         self.changing = None;
         self.failed_views = 0;
+        self.progressed_at = None;
         self.slots.clear();
         self.learned.clear();
         self.view_change_votes.retain(|&v, _| v > view);
@@ -316,6 +399,19 @@ impl Verifier {
             self.counters.drops.count("new-view-below-committed");
         }
         self.begin_opening(now, start, token);
+    }
+
+    /// The leader of this verifier's view answered its request for another view with the
+    /// view's own announcement: the view is making progress without it (it was cut off or
+    /// slow). It goes back to the view instead of pulling the others out of it, but casts no
+    /// vote in it (`may_vote`: its request reported its locks as they stood, and the others
+    /// keep it for when the view fails). It ignored the view's votes while it was changing,
+    /// so it asks its peers what committed meanwhile.
+    fn abandon_view_change(&mut self) {
+        self.changing = None;
+        self.failed_views = 0;
+        self.counters.view_changes_abandoned += 1;
+        self.ask_peers();
     }
 
     /// The view's start is committed again in the view before anyone is told of it (prepared

@@ -1,0 +1,146 @@
+//! A node cut off for a while must rejoin without disturbing the view the others made progress
+//! in: directed schedules over the real replicas, verifiers, clients and executors (see
+//! `harness`). A verifier alone escalates through views while it is cut off (nobody answers
+//! its view changes); when the network heals, its request for a far view must not pull the
+//! others out of a view that works. `docs/PROTOCOL.md`, "View change", gives the rule.
+
+mod harness;
+
+use eve_agreement::NodeId;
+use eve_types::View;
+use harness::{Net, config, lose_if, lose_nothing, put, replica, verifier};
+
+/// Writes through client 0 for `ms` milliseconds, a write every 10 ms or when the last one
+/// completes, each given at most `within` milliseconds. Returns how many completed and how
+/// many did not in time.
+fn write_for(net: &mut Net, ms: u64, within: u64, tag: &str) -> (u32, u32) {
+    let end = net.now.plus_ms(ms);
+    let (mut done, mut late) = (0, 0);
+    let mut i = 0;
+    while net.now < end {
+        if net.idle(0) {
+            net.submit(0, put("k", &format!("{tag}{i}")));
+            i += 1;
+        }
+        if net.run_until(within, |n| n.idle(0)) {
+            done += 1;
+        } else {
+            late += 1;
+        }
+        net.advance_ms(10);
+    }
+    (done, late)
+}
+
+fn views(net: &Net) -> Vec<View> {
+    net.verifiers.iter().map(|v| v.view()).collect()
+}
+
+/// Replica 0 and verifier 0 (the view-0 primary and leader, one process) are cut off from the
+/// other nodes for 10 s: the others change view and go on. After the heal, every write
+/// completes within a second, no verifier leaves the view the others entered, and the cut-off
+/// verifier joins it and catches up.
+fn cut_off_leader_rejoins(u: u32, r: u32) {
+    let mut net = Net::new(config(u, r), 1);
+    let (done, late) = write_for(&mut net, 500, 1_000, "a");
+    assert!(
+        done > 0 && late == 0,
+        "a healthy cluster answers ({done}, {late})"
+    );
+
+    // The client still reaches everyone: the cut-off primary goes on ordering its requests and
+    // its verifier waits in vain for a token quorum.
+    let cut = |n: NodeId| n == replica(0) || n == verifier(0);
+    let client = |n: NodeId| matches!(n, NodeId::Client(_));
+    net.set_filter(lose_if(move |from, to, _| {
+        cut(from) != cut(to) && !client(from) && !client(to)
+    }));
+    write_for(&mut net, 10_000, 10_000, "b");
+    let before = views(&net);
+    assert!(
+        before[1] > View(0) && before[1..].iter().all(|v| *v == before[1]),
+        "the others changed view while it was cut off: {before:?}\n{}",
+        net.describe()
+    );
+    assert!(
+        net.verifiers[0].is_changing_view(),
+        "the cut-off verifier gave up on its view: {}",
+        net.verifiers[0].describe()
+    );
+
+    net.set_filter(lose_nothing());
+    healed_without_a_view_change(&mut net, &before, 0);
+}
+
+/// After a heal: writes for 3 s, each completing within a second; no verifier but
+/// `cut_off` changed view since `before`, and every verifier ends in the others' view, not
+/// changing, on the same committed batch.
+fn healed_without_a_view_change(net: &mut Net, before: &[View], cut_off: usize) {
+    let (done, late) = write_for(net, 3_000, 1_000, "c");
+    assert_eq!(
+        late, 0,
+        "every write after the heal completes within a second ({done} did)"
+    );
+    let after = views(net);
+    for (i, (was, is)) in before.iter().zip(&after).enumerate() {
+        if i != cut_off {
+            assert_eq!(
+                was,
+                is,
+                "the rejoining verifier pulled the others out of their view\n{}",
+                net.describe()
+            );
+        }
+    }
+    let live = after[(cut_off + 1) % after.len()];
+    assert_eq!(
+        after[cut_off], live,
+        "the rejoining verifier joins their view"
+    );
+    let settled = net.run_until(1_000, |n| {
+        n.verifiers
+            .iter()
+            .all(|v| v.committed() == n.verifiers[0].committed() && !v.is_changing_view())
+    });
+    assert!(
+        settled,
+        "every verifier back in the view and caught up\n{}",
+        net.describe()
+    );
+}
+
+#[test]
+fn a_cut_off_leader_rejoins_without_a_view_change_with_u1_r0() {
+    cut_off_leader_rejoins(1, 0);
+}
+
+#[test]
+fn a_cut_off_leader_rejoins_without_a_view_change_with_u2_r0() {
+    cut_off_leader_rejoins(2, 0);
+}
+
+/// Verifier 2 (not a leader) loses every message to and from the other verifiers for 10 s:
+/// the replicas' tokens still reach it, but no commit vote does, so it gives up on view 0 and
+/// asks for ever higher views alone while the others commit in view 0. After the heal the
+/// others stay in view 0 and it goes back to it.
+#[test]
+fn a_verifier_cut_off_from_its_peers_goes_back_to_their_view() {
+    let mut net = Net::new(config(1, 0), 1);
+    write_for(&mut net, 500, 1_000, "a");
+    let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
+    net.set_filter(lose_if(move |from, to, _| {
+        peers(from) && peers(to) && (from == verifier(2)) != (to == verifier(2))
+    }));
+    let (_, late) = write_for(&mut net, 10_000, 1_000, "b");
+    assert_eq!(late, 0, "the other two verifiers go on committing");
+    let before = views(&net);
+    assert_eq!(before, [View(0); 3], "nobody entered another view");
+    assert!(
+        net.verifiers[2].is_changing_view(),
+        "the cut-off verifier gave up on view 0: {}",
+        net.verifiers[2].describe()
+    );
+    net.set_filter(lose_nothing());
+    healed_without_a_view_change(&mut net, &before, 2);
+    assert_eq!(net.verifiers[2].counters().view_changes_abandoned, 1);
+}
