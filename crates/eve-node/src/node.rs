@@ -559,6 +559,16 @@ fn verifier_metrics(logic: &Verifier) -> Vec<Metric> {
             c.views_entered,
         ),
         metric(
+            "eve_verifier_view_changes_refused_total",
+            "Stale view-change requests of peers left behind, not joined while the view made progress.",
+            c.view_changes_refused,
+        ),
+        metric(
+            "eve_verifier_view_changes_abandoned_total",
+            "View changes given up on the word of the view's leader that the view made progress.",
+            c.view_changes_abandoned,
+        ),
+        metric(
             "eve_verifier_recoveries_total",
             "Recoveries after a restart.",
             c.recoveries,

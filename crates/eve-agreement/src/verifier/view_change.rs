@@ -8,6 +8,11 @@
 //! the start again in the new view (`begin_opening`) and then tell execution replicas, which
 //! roll back to that batch and re-execute what follows, sequentially first.
 //!
+//! A verifier whose view makes progress does not join a lone stale request (a peer cut off
+//! for a while asks for ever higher views alone); as the view's leader it answers with the
+//! view's announcement, which brings the peer back into the view (`docs/PROTOCOL.md`, "A peer
+//! left behind does not pull a working view into a view change").
+//!
 //! With `r >= 1` verifiers prove what they claim (`docs/PROTOCOL.md`, "Verifier
 //! certificates"): a `ViewChange` carries the commit certificate of its last committed batch
 //! and the prepared certificate of its highest lock, whichever view it was made in, signed by
