@@ -119,28 +119,40 @@ fn a_cut_off_leader_rejoins_without_a_view_change_with_u2_r0() {
     cut_off_leader_rejoins(2, 0);
 }
 
-/// Verifier 2 (not a leader) loses every message to and from the other verifiers for 10 s:
-/// the replicas' tokens still reach it, but no commit vote does, so it gives up on view 0 and
-/// asks for ever higher views alone while the others commit in view 0. After the heal the
-/// others stay in view 0 and it goes back to it.
-#[test]
-fn a_verifier_cut_off_from_its_peers_goes_back_to_their_view() {
+/// Verifier `cut` loses every message to and from the other verifiers for 10 s: the
+/// replicas' tokens still reach it, but no commit vote does, so it gives up on view 0 and asks
+/// for ever higher views alone while the others commit in view 0. After the heal the others
+/// stay in view 0 and it goes back to it.
+fn a_verifier_cut_off_from_its_peers_goes_back(cut: u32) {
     let mut net = Net::new(config(1, 0), 1);
     write_for(&mut net, 500, 1_000, "a");
     let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
     net.set_filter(lose_if(move |from, to, _| {
-        peers(from) && peers(to) && (from == verifier(2)) != (to == verifier(2))
+        peers(from) && peers(to) && (from == verifier(cut)) != (to == verifier(cut))
     }));
     let (_, late) = write_for(&mut net, 10_000, 1_000, "b");
     assert_eq!(late, 0, "the other two verifiers go on committing");
     let before = views(&net);
     assert_eq!(before, [View(0); 3], "nobody entered another view");
+    let cut = cut as usize;
     assert!(
-        net.verifiers[2].is_changing_view(),
+        net.verifiers[cut].is_changing_view(),
         "the cut-off verifier gave up on view 0: {}",
-        net.verifiers[2].describe()
+        net.verifiers[cut].describe()
     );
     net.set_filter(lose_nothing());
-    healed_without_a_view_change(&mut net, &before, 2);
-    assert_eq!(net.verifiers[2].counters().view_changes_abandoned, 1);
+    healed_without_a_view_change(&mut net, &before, cut);
+    assert_eq!(net.verifiers[cut].counters().view_changes_abandoned, 1);
+}
+
+#[test]
+fn a_verifier_cut_off_from_its_peers_goes_back_to_their_view() {
+    a_verifier_cut_off_from_its_peers_goes_back(2);
+}
+
+/// The same with the view's own leader cut off: it cannot be told by itself, the others tell
+/// it.
+#[test]
+fn the_views_leader_cut_off_from_its_peers_goes_back_to_the_view() {
+    a_verifier_cut_off_from_its_peers_goes_back(0);
 }

@@ -9,8 +9,8 @@
 //! roll back to that batch and re-execute what follows, sequentially first.
 //!
 //! A verifier whose view makes progress does not join a lone stale request (a peer cut off
-//! for a while asks for ever higher views alone); as the view's leader it answers with the
-//! view's announcement, which brings the peer back into the view (`docs/PROTOCOL.md`, "A peer
+//! for a while asks for ever higher views alone); it answers with where the view starts,
+//! which brings the peer back into the view (`docs/PROTOCOL.md`, "A peer
 //! left behind does not pull a working view into a view change").
 //!
 //! With `r >= 1` verifiers prove what they claim (`docs/PROTOCOL.md`, "Verifier
@@ -135,7 +135,7 @@ impl Verifier {
         if new_view <= self.view {
             // A latecomer: if this verifier led the current view in, repeat the announcement.
             if new_view == self.view {
-                self.tell_where_the_view_starts(from);
+                self.tell_where_the_view_starts(from, vote.view);
             }
             return;
         }
@@ -181,9 +181,7 @@ impl Verifier {
             // for a view change: tell it where the view starts instead. Its vote is kept: it
             // counts once this view fails too.
             self.counters.view_changes_refused += 1;
-            if sender_view <= self.view {
-                self.tell_where_the_view_starts(from);
-            }
+            self.tell_where_the_view_starts(from, sender_view);
         } else {
             self.join_view_change(now);
         }
@@ -192,12 +190,15 @@ impl Verifier {
         }
     }
 
-    /// Joins a view change that `r + 1` verifiers asked for (so at least one correct one did):
-    /// the smallest of the views they asked for, if it is above this verifier's own target.
+    /// Joins a view change that `r + 1` other verifiers asked for (so at least one correct one
+    /// did): the smallest of the views they asked for, if it is above this verifier's own
+    /// target. Its own requests do not count: one it made before going back to its view
+    /// (`abandon_view_change`) or before entering a lower view would otherwise make it ask
+    /// again at the next request anyone makes.
     fn join_view_change(&mut self, now: Time) {
         let mut highest: std::collections::BTreeMap<VerifierId, View> = Default::default();
         for (&view, votes) in &self.view_change_votes {
-            for &voter in votes.keys() {
+            for &voter in votes.keys().filter(|&&voter| voter != self.id) {
                 highest.insert(voter, view);
             }
         }
@@ -248,27 +249,30 @@ impl Verifier {
             .map(|(_, start, token)| (start, token))
     }
 
-    /// As the current view's leader, sends `to` the view's announcement: a peer behind enters
-    /// the view with it, a peer that gave up on it goes back to it (`on_new_view`).
-    fn tell_where_the_view_starts(&mut self, to: VerifierId) {
-        if self.leader(self.view) != self.id {
-            return;
-        }
-        let announcement = if self.view == View(0) {
-            let (start, token) = GENESIS;
-            Some(Message::NewView {
-                view: View(0),
-                start,
-                token,
-                proof: Vec::new(),
-            })
-        } else {
+    /// Tells `to`, a peer in `its_view`, where the current view starts, so that it follows
+    /// the view (`on_new_view`). A peer in an older view needs the leader's announcement to
+    /// enter it (with its proof when `r >= 1`): only the leader sends it. A peer in this view
+    /// that gave up on it needs only to hear that the view goes on: any verifier tells it,
+    /// with a `NewView` of this view that it checks against the start it entered (so a peer
+    /// cut off with the view's leader among those it cannot reach still comes back).
+    fn tell_where_the_view_starts(&mut self, to: VerifierId, its_view: View) {
+        let told = if its_view == self.view {
+            self.view_start_token()
+                .map(|(start, token)| Message::NewView {
+                    view: self.view,
+                    start,
+                    token,
+                    proof: Vec::new(),
+                })
+        } else if its_view < self.view && self.leader(self.view) == self.id {
             self.announced
                 .clone()
                 .filter(|m| matches!(m, Message::NewView { view, .. } if *view == self.view))
+        } else {
+            None
         };
-        if let Some(announcement) = announcement {
-            self.send(NodeId::Verifier(to), announcement);
+        if let Some(told) = told {
+            self.send(NodeId::Verifier(to), told);
         }
     }
 
@@ -369,7 +373,6 @@ impl Verifier {
         proof: Vec<ProvenViewChange>,
     ) {
         if view == self.view
-            && from == self.leader(view)
             && self.changing.is_some()
             && self.view_start_token() == Some((start, token))
         {
@@ -406,9 +409,10 @@ impl Verifier {
         self.begin_opening(now, start, token);
     }
 
-    /// The leader of this verifier's view answered its request for another view with the
-    /// view's own announcement: the view is making progress without it (it was cut off or
-    /// slow). It goes back to the view instead of pulling the others out of it, but casts no
+    /// A peer answered this verifier's request for another view with the start of the view
+    /// it gave up: the view is making progress without it (it was cut off or slow). No proof
+    /// is needed (the start is the one it entered, and going back lets it cast no vote; a
+    /// lying peer only makes it ask again at its next timeout). It goes back to the view instead of pulling the others out of it, but casts no
     /// vote in it (`may_vote`: its request reported its locks as they stood, and the others
     /// keep it for when the view fails). It ignored the view's votes while it was changing,
     /// so it asks its peers what committed meanwhile.
