@@ -62,7 +62,7 @@ fn the_same_seed_gives_the_same_trace_twice() {
 }
 
 /// Seeds that once broke an invariant, each a bug fixed since: they must keep passing.
-const REGRESSION_SEEDS: [u64; 31] = [
+const REGRESSION_SEEDS: [u64; 34] = [
     6,     // a verifier's timer was due while a view change waited: time stood still
     65,    // a catching-up primary's batch timer stayed due
     910,   // view changes never converged (future views dropped, no backoff)
@@ -95,6 +95,10 @@ const REGRESSION_SEEDS: [u64; 31] = [
     73268, // fixed by the same change (u = 1, r = 0)
     82597, // recovered verifiers did not know where their view started: none announced it
     11560, // one verifier entering a view rolled replicas back; a later view never heard of it
+    // Found after verifiers stopped joining stale requests of peers left behind:
+    34748, // joining a request moved a leader past the view it had a quorum for (a panic)
+    68440, // the same
+    89864, // the same
 ];
 
 #[test]

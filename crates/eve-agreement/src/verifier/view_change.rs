@@ -185,7 +185,12 @@ impl Verifier {
         } else {
             self.join_view_change(now);
         }
-        if count >= self.sizes.verifier_quorum && self.leader(new_view) == self.id {
+        // Joining may have moved this verifier past `new_view` (to a higher view a peer left
+        // behind asked for earlier, whose vote was kept), dropping its votes: nothing to lead.
+        if count >= self.sizes.verifier_quorum
+            && self.leader(new_view) == self.id
+            && self.view_change_votes.contains_key(&new_view)
+        {
             self.announce_new_view(new_view);
         }
     }
