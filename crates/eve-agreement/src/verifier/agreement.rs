@@ -21,6 +21,8 @@ impl Verifier {
         token: Token,
         prev: Token,
     ) {
+        let heard = &mut self.tokens_heard[from.0 as usize];
+        *heard = (*heard).max(seq);
         if seq <= self.committed {
             // A replica that missed `Verified` repeats its token: repeat the answer.
             if let Some(&(agreed, _)) = self.recent.get(&seq) {

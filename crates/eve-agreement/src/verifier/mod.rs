@@ -156,6 +156,10 @@ pub struct Verifier {
     /// timer doubles with each, so that verifiers that started apart come together.
     failed_views: u32,
     suspects: BTreeMap<View, BTreeSet<ReplicaId>>,
+    /// The highest batch each execution replica sent a token for: a replica far below the
+    /// last committed batch was cut off or slow, and its suspicions are stale while the view
+    /// makes progress (`view_change.rs`).
+    tokens_heard: Vec<BatchSeq>,
     /// Set while recovering from a restart: the verifier does nothing else.
     recovery: Option<Recovery>,
     /// After a recovery: the highest view the verifier may have voted in before it lost its
@@ -203,6 +207,7 @@ impl Verifier {
             progressed_at: None,
             failed_views: 0,
             suspects: BTreeMap::new(),
+            tokens_heard: vec![BatchSeq(0); sizes.n_exec],
             recovery: None,
             vote_floor: None,
             learned: Vec::new(),

@@ -41,6 +41,13 @@ impl Verifier {
         if view != self.view || self.changing.is_some() {
             return;
         }
+        if self.making_progress(now) && self.is_left_behind(from) {
+            // Cut off or slow, its relays to the primary were lost: the view works.
+            self.counters
+                .drops
+                .count("suspicion-of-a-replica-left-behind");
+            return;
+        }
         let suspects = self.suspects.entry(view).or_default();
         suspects.insert(from);
         // r + 1 suspicions: at least one comes from a correct replica.
@@ -241,6 +248,18 @@ impl Verifier {
         sender_view < self.view
             || new_view > self.view.next()
             || sender_committed.0.saturating_add(pipelines) <= self.committed.0
+    }
+
+    /// Whether execution replica `replica` sent no token for the last two pipelines of
+    /// committed batches: cut off or slow, not a witness of this view's primary. A replica
+    /// whose requests the primary ignores while the view goes on still executes and sends
+    /// tokens, so its suspicion counts.
+    fn is_left_behind(&self, replica: ReplicaId) -> bool {
+        let pipelines = 2 * self.config.pipeline_depth as u64;
+        self.tokens_heard[replica.0 as usize]
+            .0
+            .saturating_add(pipelines)
+            <= self.committed.0
     }
 
     /// Where the current view starts, as its leader announced it: view 0 starts at the
