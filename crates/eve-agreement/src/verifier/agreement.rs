@@ -261,6 +261,9 @@ impl Verifier {
         vote: Lock,
         signature: Option<Signature>,
     ) -> Option<usize> {
+        if vote.view > self.view {
+            self.on_vote_of_a_later_view(now, from, vote.view);
+        }
         if vote.view != self.view || self.changing.is_some() {
             self.counters.drops.count(match round {
                 Round::Prepare => "prepare-of-another-view",

@@ -160,6 +160,9 @@ pub struct Verifier {
     /// last committed batch was cut off or slow, and its suspicions are stale while the view
     /// makes progress (`view_change.rs`).
     tokens_heard: Vec<BatchSeq>,
+    /// The highest view each peer voted in, of those above this verifier's view: `r + 1` of
+    /// them show that it missed a view change (`view_change.rs`).
+    later_votes: BTreeMap<VerifierId, View>,
     /// Set while recovering from a restart: the verifier does nothing else.
     recovery: Option<Recovery>,
     /// After a recovery: the highest view the verifier may have voted in before it lost its
@@ -208,6 +211,7 @@ impl Verifier {
             failed_views: 0,
             suspects: BTreeMap::new(),
             tokens_heard: vec![BatchSeq(0); sizes.n_exec],
+            later_votes: BTreeMap::new(),
             recovery: None,
             vote_floor: None,
             learned: Vec::new(),

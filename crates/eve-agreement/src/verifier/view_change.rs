@@ -227,6 +227,33 @@ impl Verifier {
         }
     }
 
+    /// A peer voted in `view`, above this verifier's. `r + 1` peers voting in later views (so
+    /// at least one correct one) show that a view change happened without this verifier: cut
+    /// off with nothing to time out, it heard neither the requests nor the announcement. It
+    /// asks for the lowest of those views that `r + 1` peers reached; their leader answers a
+    /// request from an older view with its announcement (`on_view_change`), and the verifier
+    /// enters the view and may vote in it.
+    pub(super) fn on_vote_of_a_later_view(&mut self, now: Time, from: VerifierId, view: View) {
+        let seen = self.later_votes.entry(from).or_insert(view);
+        *seen = (*seen).max(view);
+        let mut views: Vec<View> = self
+            .later_votes
+            .values()
+            .copied()
+            .filter(|&v| v > self.view)
+            .collect();
+        let needed = self.sizes.client_reply_quorum;
+        if views.len() < needed {
+            return;
+        }
+        views.sort_unstable_by(|a, b| b.cmp(a));
+        let target = views[needed - 1];
+        let own = self.changing.as_ref().map_or(self.view, |c| c.target);
+        if target > own {
+            self.start_view_change(now, target);
+        }
+    }
+
     /// Whether a commit quorum formed here in the current view within the base view-change
     /// timeout (`2 * verify_timeout_ms`), and this verifier has not given up on it.
     fn making_progress(&self, now: Time) -> bool {
@@ -400,7 +427,7 @@ impl Verifier {
             && self.changing.is_some()
             && self.view_start_token() == Some((start, token))
         {
-            self.abandon_view_change();
+            self.abandon_view_change(now);
             return;
         }
         if view <= self.view || from != self.leader(view) {
@@ -426,6 +453,7 @@ impl Verifier {
         self.learned.clear();
         self.view_change_votes.retain(|&v, _| v > view);
         self.suspects.retain(|&v, _| v >= view);
+        self.later_votes.retain(|_, &mut v| v > view);
         self.counters.views_entered += 1;
         if start < self.committed {
             self.counters.drops.count("new-view-below-committed");
@@ -436,14 +464,23 @@ impl Verifier {
     /// A peer answered this verifier's request for another view with the start of the view
     /// it gave up: the view is making progress without it (it was cut off or slow). No proof
     /// is needed (the start is the one it entered, and going back lets it cast no vote; a
-    /// lying peer only makes it ask again at its next timeout). It goes back to the view instead of pulling the others out of it, but casts no
-    /// vote in it (`may_vote`: its request reported its locks as they stood, and the others
-    /// keep it for when the view fails). It ignored the view's votes while it was changing,
-    /// so it asks its peers what committed meanwhile.
-    fn abandon_view_change(&mut self) {
+    /// lying peer only makes it ask again a timeout later). It goes back to the view instead
+    /// of pulling the others out of it, but casts no vote in it (`may_vote`: its request
+    /// reported its locks as they stood, and the others keep it for when the view fails). It
+    /// ignored the view's votes while it was changing, so it asks its peers what committed
+    /// meanwhile, and gives its pending batches a whole timeout again (their timers ran out:
+    /// it would otherwise give up on the view again at once, be told again, and so on without
+    /// time passing; seed 76 of `--mode 2,2`).
+    fn abandon_view_change(&mut self, now: Time) {
         self.changing = None;
         self.failed_views = 0;
         self.counters.view_changes_abandoned += 1;
+        for slot in self.slots.values_mut().filter(|s| s.committed.is_none()) {
+            if slot.first_seen.is_some() {
+                slot.first_seen = Some(now);
+                slot.queried = false;
+            }
+        }
         self.ask_peers();
     }
 
