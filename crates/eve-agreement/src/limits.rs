@@ -43,3 +43,9 @@ pub const VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX: u32 = 6;
 /// A verifier repeats its request for a view at most this many times before it asks for the
 /// next view, even without a quorum asking with it.
 pub const VIEW_CHANGE_RETRANSMITS_MAX: u32 = 3;
+
+/// A peer (or a replica) this many pipelines (`pipeline_depth` batches each) behind a
+/// verifier's last committed batch counts as left behind: its view-change request or suspicion
+/// is stale while the verifier's view makes progress (a batch that cannot commit lies within
+/// one pipeline of the last committed batch).
+pub const LEFT_BEHIND_PIPELINES: u64 = 2;

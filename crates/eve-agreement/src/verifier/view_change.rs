@@ -25,7 +25,8 @@
 use super::{Changing, VSlot, Verifier, ViewChangeVote};
 use crate::certificate::{ProofError, Round};
 use crate::limits::{
-    FUTURE_VIEWS_MAX, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX, VIEW_CHANGE_RETRANSMITS_MAX,
+    FUTURE_VIEWS_MAX, LEFT_BEHIND_PIPELINES, VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX,
+    VIEW_CHANGE_RETRANSMITS_MAX,
 };
 use crate::message::{Lock, Message, ProvenViewChange};
 use crate::node::NodeId;
@@ -102,8 +103,13 @@ impl Verifier {
     /// The view-change timer: `2 * verify_timeout_ms`, doubled for every view tried in vain
     /// (at most [`VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX`] times).
     fn view_change_timeout_ms(&self) -> u64 {
-        (2 * self.config.verify_timeout_ms)
+        self.base_view_change_timeout_ms()
             << self.failed_views.min(VIEW_CHANGE_BACKOFF_DOUBLINGS_MAX)
+    }
+
+    /// The view-change timer before any doubling: `2 * verify_timeout_ms`.
+    fn base_view_change_timeout_ms(&self) -> u64 {
+        2 * self.config.verify_timeout_ms
     }
 
     /// The view change did not complete in time. If a verifier quorum asked for the target
@@ -214,16 +220,21 @@ impl Verifier {
                 highest.insert(voter, view);
             }
         }
+        self.follow_enough_peers(now, highest.into_values().collect());
+    }
+
+    /// Asks for the highest view that `r + 1` of the peers' `views` (one per peer) reached, so
+    /// that a correct peer is among them, if it is above this verifier's own target.
+    fn follow_enough_peers(&mut self, now: Time, mut views: Vec<View>) {
         let needed = self.sizes.client_reply_quorum;
-        if highest.len() < needed {
+        if views.len() < needed {
             return;
         }
-        let mut views: Vec<View> = highest.into_values().collect();
         views.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = views[needed - 1];
+        let reached = views[needed - 1];
         let own = self.changing.as_ref().map_or(self.view, |c| c.target);
-        if candidate > own {
-            self.start_view_change(now, candidate);
+        if reached > own {
+            self.start_view_change(now, reached);
         }
     }
 
@@ -236,22 +247,13 @@ impl Verifier {
     pub(super) fn on_vote_of_a_later_view(&mut self, now: Time, from: VerifierId, view: View) {
         let seen = self.later_votes.entry(from).or_insert(view);
         *seen = (*seen).max(view);
-        let mut views: Vec<View> = self
+        let views: Vec<View> = self
             .later_votes
             .values()
             .copied()
             .filter(|&v| v > self.view)
             .collect();
-        let needed = self.sizes.client_reply_quorum;
-        if views.len() < needed {
-            return;
-        }
-        views.sort_unstable_by(|a, b| b.cmp(a));
-        let target = views[needed - 1];
-        let own = self.changing.as_ref().map_or(self.view, |c| c.target);
-        if target > own {
-            self.start_view_change(now, target);
-        }
+        self.follow_enough_peers(now, views);
     }
 
     /// Whether a commit quorum formed here in the current view within the base view-change
@@ -260,7 +262,7 @@ impl Verifier {
         self.changing.is_none()
             && self
                 .progressed_at
-                .is_some_and(|at| now < at.plus_ms(2 * self.config.verify_timeout_ms))
+                .is_some_and(|at| now < at.plus_ms(self.base_view_change_timeout_ms()))
     }
 
     /// Whether a request for `new_view` from a peer in `sender_view` that committed up to
@@ -271,10 +273,14 @@ impl Verifier {
     /// batch without a token quorum, or one that did not commit in time, lies within a
     /// pipeline of the last committed batch; a peer merely behind asks its peers first).
     fn is_stale(&self, new_view: View, sender_view: View, sender_committed: BatchSeq) -> bool {
-        let pipelines = 2 * self.config.pipeline_depth as u64;
-        sender_view < self.view
-            || new_view > self.view.next()
-            || sender_committed.0.saturating_add(pipelines) <= self.committed.0
+        sender_view < self.view || new_view > self.view.next() || self.left_behind(sender_committed)
+    }
+
+    /// Whether `seq` lies [`LEFT_BEHIND_PIPELINES`] pipelines or more below this verifier's
+    /// last committed batch.
+    fn left_behind(&self, seq: BatchSeq) -> bool {
+        let pipelines = LEFT_BEHIND_PIPELINES * self.config.pipeline_depth as u64;
+        seq.0.saturating_add(pipelines) <= self.committed.0
     }
 
     /// Whether execution replica `replica` sent no token for the last two pipelines of
@@ -282,11 +288,7 @@ impl Verifier {
     /// whose requests the primary ignores while the view goes on still executes and sends
     /// tokens, so its suspicion counts.
     fn is_left_behind(&self, replica: ReplicaId) -> bool {
-        let pipelines = 2 * self.config.pipeline_depth as u64;
-        self.tokens_heard[replica.0 as usize]
-            .0
-            .saturating_add(pipelines)
-            <= self.committed.0
+        self.left_behind(self.tokens_heard[replica.0 as usize])
     }
 
     /// Where the current view starts, as its leader announced it: view 0 starts at the
