@@ -6,8 +6,9 @@
 
 mod harness;
 
-use eve_agreement::NodeId;
-use eve_types::View;
+use eve_agreement::{Message, NodeId};
+use eve_exec::Token;
+use eve_types::{Digest, View};
 use harness::{Net, config, lose_if, lose_nothing, put, replica, verifier};
 
 /// Writes through client 0 for `ms` milliseconds, a write every 10 ms or when the last one
@@ -190,4 +191,41 @@ fn a_replica_cut_off_does_not_pull_a_working_view_into_a_view_change() {
     assert_eq!(before, [View(0); 3]);
     net.set_filter(lose_nothing());
     healed_without_a_view_change(&mut net, &before, 2);
+}
+
+/// After going back to its view, a verifier's own earlier request for a far view must not
+/// count when it joins another's: a peer's request for the next view makes it ask for the
+/// next view, not for the far one it had asked for while cut off.
+#[test]
+fn a_verifier_back_in_its_view_does_not_follow_its_own_old_request() {
+    let mut net = Net::new(config(1, 0), 1);
+    write_for(&mut net, 500, 1_000, "a");
+    let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
+    net.set_filter(lose_if(move |from, to, _| {
+        peers(from) && peers(to) && (from == verifier(2)) != (to == verifier(2))
+    }));
+    write_for(&mut net, 10_000, 1_000, "b");
+    net.set_filter(lose_nothing());
+    healed_without_a_view_change(&mut net, &[View(0); 3], 2);
+    let back = &net.verifiers[2];
+    assert!(
+        back.counters().view_changes_abandoned > 0,
+        "it had asked for another view and went back: {}",
+        back.describe()
+    );
+
+    let request = Message::ViewChange {
+        new_view: View(1),
+        view: View(0),
+        committed: (back.committed(), Token(Digest::ZERO)),
+        locked: Vec::new(),
+        proof: None,
+    };
+    let now = net.now;
+    net.verifiers[2].handle_message(now, verifier(1), request);
+    let state = net.verifiers[2].describe();
+    assert!(
+        state.contains("changing Some((V1, 0))"),
+        "it joins the peer's request for view 1: {state}"
+    );
 }
