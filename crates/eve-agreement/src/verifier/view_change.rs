@@ -146,7 +146,8 @@ impl Verifier {
         vote: ViewChangeVote,
     ) {
         if new_view <= self.view {
-            // A latecomer: if this verifier led the current view in, repeat the announcement.
+            // A latecomer asking for this view: tell it where the view starts (only the
+            // leader can, repeating its announcement).
             if new_view == self.view {
                 self.tell_where_the_view_starts(from, vote.view);
             }
