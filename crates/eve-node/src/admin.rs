@@ -301,21 +301,33 @@ pub async fn metrics_text(node: &Node) -> String {
     text
 }
 
-/// The longest status response read from one admin endpoint.
+/// The longest response read from one admin endpoint.
 pub const STATUS_RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
-/// How long one admin endpoint may take to answer [`fetch_status`].
+/// How long one admin endpoint may take to answer [`fetch_status`] or [`fetch_metrics`].
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Every role of the process whose admin endpoint is `addr`, from its `/status` (what
 /// `eve-node status` prints). The error names the endpoint and what went wrong.
 pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<Vec<RoleReport>> {
+    use anyhow::Context;
+    let body = fetch_page(addr, "/status").await?;
+    serde_json::from_str(&body).with_context(|| format!("{addr}: not a status report"))
+}
+
+/// Every metric of the process whose admin endpoint is `addr`, from its `/metrics` (the
+/// Prometheus text format). The error names the endpoint and what went wrong.
+pub async fn fetch_metrics(addr: SocketAddr) -> anyhow::Result<String> {
+    fetch_page(addr, "/metrics").await
+}
+
+/// The body of `GET path` from the admin endpoint `addr`.
+async fn fetch_page(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     use anyhow::{Context, anyhow};
+    let request = format!("GET {path} HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n");
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /status HTTP/1.1\r\nhost: eve\r\nconnection: close\r\n\r\n")
-            .await?;
+        stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream
             .take(STATUS_RESPONSE_BYTES_MAX)
@@ -330,9 +342,12 @@ pub async fn fetch_status(addr: SocketAddr) -> anyhow::Result<Vec<RoleReport>> {
         })?
         .with_context(|| format!("{addr}: unreachable"))?;
     let text = String::from_utf8_lossy(&response);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, body)| body)
         .ok_or_else(|| anyhow!("{addr}: not an HTTP response"))?;
-    serde_json::from_str(body).with_context(|| format!("{addr}: not a status report"))
+    if !head.starts_with("HTTP/1.1 200") {
+        let status = head.lines().next().unwrap_or_default();
+        return Err(anyhow!("{addr}: {path} answered {status}"));
+    }
+    Ok(body.to_string())
 }

@@ -244,6 +244,12 @@ pub fn run(args: &ChaosArgs) -> Result<()> {
         jsonl.push('\n');
     }
     std::fs::write(out.join("history.jsonl"), jsonl)?;
+    for (process, metrics) in &run.metrics {
+        let text = metrics
+            .as_deref()
+            .unwrap_or("# the process did not answer\n");
+        std::fs::write(out.join(format!("{process}.metrics")), text)?;
+    }
     timeline::draw(
         &out.join("timeline.svg"),
         &format!(
@@ -363,6 +369,8 @@ struct Run {
     roles: Vec<(String, Option<Vec<RoleReport>>)>,
     /// How long after the load stopped every role agreed (or what still differed).
     converged: Result<u64, String>,
+    /// Each process's metrics at the end (`None`: no answer), for the report folder.
+    metrics: Vec<(String, Option<String>)>,
 }
 
 async fn drive(
@@ -451,6 +459,7 @@ async fn drive(
         tokio::time::sleep(WATCH_EVERY).await;
     };
     let converged = converged.map(|()| us(Instant::now()) - end_us);
+    let metrics = end_metrics(final_config).await;
     wait_watching(procs, Instant::now(), &mut crashed).await;
     Ok(Run {
         history,
@@ -459,6 +468,7 @@ async fn drive(
         applied,
         roles,
         converged,
+        metrics,
     })
 }
 
@@ -498,6 +508,20 @@ async fn statuses(config: &Path) -> Vec<(String, Option<Vec<RoleReport>>)> {
     for (process, &addr) in &loaded.file.cluster.admin {
         let roles = eve_node::admin::fetch_status(addr).await.ok();
         out.push((process.clone(), roles));
+    }
+    out
+}
+
+/// Every process's metrics at the end, from its admin endpoint (`None`: no answer): the
+/// counters (drops by reason, view changes, catch-ups) that explain a failed run.
+async fn end_metrics(config: &Path) -> Vec<(String, Option<String>)> {
+    let Ok(loaded) = eve_node::config::LoadedConfig::load(config) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (process, &addr) in &loaded.file.cluster.admin {
+        let metrics = eve_node::admin::fetch_metrics(addr).await.ok();
+        out.push((process.clone(), metrics));
     }
     out
 }
@@ -687,6 +711,18 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
             run.crashed
         );
     }
+    let answered: Vec<&str> = run
+        .metrics
+        .iter()
+        .filter(|(_, m)| m.is_some())
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "- metrics at the end (`PROCESS.metrics` beside this report): {} of {} processes answered",
+        answered.len(),
+        run.metrics.len()
+    );
     let _ = writeln!(
         out,
         "\n| # | from (s) | to (s) | fault | first reply after heal (ms) | longest stall after heal (ms) |\n| ---: | ---: | ---: | --- | ---: | ---: |"
