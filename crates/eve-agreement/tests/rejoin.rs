@@ -229,3 +229,75 @@ fn a_verifier_back_in_its_view_does_not_follow_its_own_old_request() {
         "it joins the peer's request for view 1: {state}"
     );
 }
+
+/// Verifier 2 loses every message to and from every node for 10 s (its process isolated): it
+/// has nothing to time out, so it stays in its view without giving up, while the others
+/// commit far more batches than a verifier keeps slots for. After the heal every token and
+/// vote it hears lies beyond its window and makes no slot, so no timer of its own would ever
+/// run out: it must notice that it was left behind and ask its peers.
+fn an_isolated_verifier_catches_up(u: u32, r: u32) {
+    let mut net = Net::new(config(u, r), 1);
+    write_for(&mut net, 500, 1_000, "a");
+    let isolated = verifier(2);
+    net.set_filter(lose_if(move |from, to, _| {
+        (from == isolated) != (to == isolated)
+    }));
+    let (_, late) = write_for(&mut net, 10_000, 1_000, "b");
+    assert_eq!(late, 0, "the others go on committing");
+    let before = views(&net);
+    let gap = net.verifiers[0].committed().0 - net.verifiers[2].committed().0;
+    assert!(
+        gap > 2 * eve_agreement::limits::SEQ_WINDOW,
+        "the others went far beyond its window ({gap} batches)"
+    );
+    assert!(
+        !net.verifiers[2].is_changing_view(),
+        "with nothing to time out it did not give up: {}",
+        net.verifiers[2].describe()
+    );
+    net.set_filter(lose_nothing());
+    healed_without_a_view_change(&mut net, &before, 2);
+    assert!(
+        net.verifiers[2].counters().left_a_window_behind > 0,
+        "it noticed it was left a window behind: {}",
+        net.verifiers[2].describe()
+    );
+}
+
+#[test]
+fn an_isolated_verifier_left_a_window_behind_catches_up_with_r0() {
+    an_isolated_verifier_catches_up(1, 0);
+}
+
+#[test]
+fn an_isolated_verifier_left_a_window_behind_catches_up_with_r1() {
+    an_isolated_verifier_catches_up(1, 1);
+}
+
+/// One node's word is not enough to make a verifier ask its peers with `r = 1` (a lying
+/// replica could keep it busy); `r + 1` nodes' is, and only once per half a commit timeout.
+#[test]
+fn being_left_a_window_behind_takes_r_plus_1_nodes_and_asks_once_per_half_timeout() {
+    let mut net = Net::new(config(1, 1), 1);
+    let far = eve_types::BatchSeq(10 * eve_agreement::limits::SEQ_WINDOW);
+    let verify = |seq| Message::Verify {
+        view: View(0),
+        seq,
+        token: Token(Digest::ZERO),
+        prev: Token(Digest::ZERO),
+    };
+    let asked = |net: &Net| net.verifiers[2].counters().left_a_window_behind;
+    let now = net.now;
+    net.verifiers[2].handle_message(now, replica(0), verify(far));
+    net.verifiers[2].handle_message(now, replica(0), verify(far.next()));
+    assert_eq!(asked(&net), 0, "one replica's word is not enough");
+    net.verifiers[2].handle_message(now, replica(1), verify(far));
+    assert_eq!(asked(&net), 1, "two nodes' word is");
+    net.verifiers[2].handle_message(now, replica(0), verify(far));
+    net.verifiers[2].handle_message(now, replica(1), verify(far));
+    assert_eq!(asked(&net), 1, "not again at once");
+    let later = now.plus_ms(50);
+    net.verifiers[2].handle_message(later, replica(0), verify(far));
+    net.verifiers[2].handle_message(later, replica(1), verify(far));
+    assert_eq!(asked(&net), 2, "again half a timeout later");
+}

@@ -569,6 +569,16 @@ fn verifier_metrics(logic: &Verifier) -> Vec<Metric> {
             c.view_changes_abandoned,
         ),
         metric(
+            "eve_verifier_catch_up_queries_total",
+            "Times the verifier asked its peers what it missed.",
+            c.catch_up_queries,
+        ),
+        metric(
+            "eve_verifier_left_a_window_behind_total",
+            "Times tokens or votes beyond its window from r + 1 nodes made the verifier ask its peers.",
+            c.left_a_window_behind,
+        ),
+        metric(
             "eve_verifier_recoveries_total",
             "Recoveries after a restart.",
             c.recoveries,

@@ -46,6 +46,9 @@ impl Verifier {
             self.counters.drops.count("verify-of-another-view");
             return;
         }
+        if self.beyond_window(seq) {
+            self.heard_beyond_window(now, crate::node::NodeId::Replica(from));
+        }
         let reply_quorum = self.sizes.client_reply_quorum;
         let Some(slot) = self.slot(seq) else {
             return;
@@ -74,19 +77,29 @@ impl Verifier {
     /// The slot of `seq`, unless it is committed or beyond the window (the start of the view
     /// while it is committed again in it, whose slot exists from the view's entry on, always).
     pub(super) fn slot(&mut self, seq: BatchSeq) -> Option<&mut VSlot> {
-        let floor = match self.opening {
-            Some((start, _)) if start == seq => return self.slots.get_mut(&seq),
-            Some((start, _)) => start.max(self.committed),
-            None => self.committed,
-        };
-        if seq <= floor {
+        if self.opening.is_some_and(|(start, _)| start == seq) {
+            return self.slots.get_mut(&seq);
+        }
+        if seq <= self.window_floor() {
             return None;
         }
-        if seq.0 > floor.0 + SEQ_WINDOW {
+        if self.beyond_window(seq) {
             self.counters.drops.count("beyond-window");
             return None;
         }
         Some(self.slots.entry(seq).or_default())
+    }
+
+    /// The batch the window of slots starts after: the last committed one, or the start of
+    /// the view while it is committed again in it.
+    fn window_floor(&self) -> BatchSeq {
+        self.opening
+            .map_or(self.committed, |(start, _)| start.max(self.committed))
+    }
+
+    /// Whether `seq` lies beyond the [`SEQ_WINDOW`] batches this verifier keeps slots for.
+    pub(super) fn beyond_window(&self, seq: BatchSeq) -> bool {
+        seq.0 > self.window_floor().0 + SEQ_WINDOW
     }
 
     /// The token this verifier settled on for `seq`, if any: committed, locked, or prepared.
@@ -273,6 +286,9 @@ impl Verifier {
         }
         if !self.vote_is_signed(from, round, &vote, signature.as_ref()) {
             return None;
+        }
+        if self.beyond_window(vote.seq) {
+            self.heard_beyond_window(now, crate::node::NodeId::Verifier(from));
         }
         let real = self.sizes.client_reply_quorum;
         let slot = self.slot(vote.seq)?;

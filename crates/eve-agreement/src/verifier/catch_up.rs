@@ -39,6 +39,31 @@ impl Verifier {
         true
     }
 
+    /// `from` sent a token or vote of this view for a batch beyond this verifier's window.
+    /// The window holds no slot for it, so nothing of it would ever time out here: a verifier
+    /// left more than a window behind (cut off while the others went on, its messages lost
+    /// rather than delayed) would stay behind for good, every token and vote it hears beyond
+    /// its window. `r + 1` such nodes (at least one correct) prove that it is behind: it asks
+    /// its peers, at most once per half a commit timeout, and their answers carry it to their
+    /// last committed batch (`on_vouch`, `on_certified`: beyond the window it jumps there).
+    pub(super) fn heard_beyond_window(&mut self, now: Time, from: NodeId) {
+        self.beyond_window_from.insert(from);
+        if self.beyond_window_from.len() < self.sizes.client_reply_quorum {
+            return;
+        }
+        let pause = self.config.verify_timeout_ms / 2;
+        if self
+            .window_asked_at
+            .is_some_and(|at| now < at.plus_ms(pause))
+        {
+            return;
+        }
+        self.window_asked_at = Some(now);
+        self.beyond_window_from.clear();
+        self.counters.left_a_window_behind += 1;
+        self.ask_peers();
+    }
+
     /// Asks every peer what committed after this verifier's last committed batch.
     pub(super) fn ask_peers(&mut self) {
         self.counters.catch_up_queries += 1;
@@ -215,10 +240,7 @@ impl Verifier {
                 .count("certificate-contradicts-view-start");
             return;
         }
-        let floor = self
-            .opening
-            .map_or(self.committed, |(s, _)| s.max(self.committed));
-        let beyond = seq.0 > floor.0 + SEQ_WINDOW;
+        let beyond = self.beyond_window(seq);
         self.counters.batches_caught_up += 1;
         if beyond {
             self.jump_to(seq, token, Some(certificate));

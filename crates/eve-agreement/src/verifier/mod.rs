@@ -93,8 +93,12 @@ pub struct VerifierCounters {
     /// View changes whose quorum reported different tokens locked for one `(view, seq)`:
     /// impossible among correct verifiers, so a sign of a fault beyond the model.
     pub conflicting_locks: u64,
-    /// Times the commit timer made this verifier ask its peers what it missed.
+    /// Times this verifier asked its peers what it missed (a batch late to commit, a view
+    /// change given up, or left a window behind).
     pub catch_up_queries: u64,
+    /// Times tokens or votes from `r + 1` nodes for batches beyond this verifier's window made
+    /// it ask its peers: it was left more than a window behind with nothing to time out.
+    pub left_a_window_behind: u64,
     /// Batches taken as committed on the word of `r + 1` peers, or (with `r >= 1`) on a
     /// peer's commit certificate.
     pub batches_caught_up: u64,
@@ -163,6 +167,11 @@ pub struct Verifier {
     /// The highest view each peer voted in, of those above this verifier's view: `r + 1` of
     /// them show that it missed a view change (`view_change.rs`).
     later_votes: BTreeMap<VerifierId, View>,
+    /// Nodes that sent a token or vote of this view beyond this verifier's window since it
+    /// last asked its peers: `r + 1` of them show that it was left behind (`catch_up.rs`).
+    beyond_window_from: BTreeSet<NodeId>,
+    /// When it last asked its peers for being left a window behind.
+    window_asked_at: Option<Time>,
     /// Set while recovering from a restart: the verifier does nothing else.
     recovery: Option<Recovery>,
     /// After a recovery: the highest view the verifier may have voted in before it lost its
@@ -212,6 +221,8 @@ impl Verifier {
             suspects: BTreeMap::new(),
             tokens_heard: vec![BatchSeq(0); sizes.n_exec],
             later_votes: BTreeMap::new(),
+            beyond_window_from: BTreeSet::new(),
+            window_asked_at: None,
             recovery: None,
             vote_floor: None,
             learned: Vec::new(),
