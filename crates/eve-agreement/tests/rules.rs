@@ -1267,3 +1267,57 @@ fn a_primary_that_settles_a_batch_by_transfer_answers_its_clients_from_the_reply
         );
     }
 }
+
+#[test]
+fn a_verifier_that_gave_up_on_a_view_it_is_still_opening_goes_back_when_told_it_goes_on() {
+    // V2 entered view 1 on its leader's announcement, but the votes that commit the view's
+    // start in it never reached it (nor its peers' answers to its `Lagging`): it gave up on
+    // view 1 while still opening it. A peer tells it that view 1 goes on, from the same
+    // start: it must go back (before, only a verifier that had opened the view compared the
+    // start, so this one dropped the word and waited alone for the next view change).
+    let mut v2 = Verifier::new(VerifierId(2), config());
+    let start = (BatchSeq(0), Token(Digest::ZERO));
+    let new_view = Message::NewView {
+        view: View(1),
+        start: start.0,
+        token: start.1,
+        proof: Vec::new(),
+    };
+    v2.handle_message(T0, verifier(1), new_view.clone());
+    assert_eq!(v2.view(), View(1));
+    drain_verifier(&mut v2);
+    // The commit timer of the start: ask the peers first, then give up half a timeout later.
+    for _ in 0..2 {
+        let at = v2.next_timeout().expect("the start's commit timer runs");
+        v2.handle_timeout(at);
+    }
+    assert!(
+        v2.is_changing_view(),
+        "it gave up on view 1: {}",
+        v2.describe()
+    );
+    assert!(
+        v2.counters().catch_up_queries >= 1,
+        "it asked its peers first"
+    );
+    drain_verifier(&mut v2);
+    let at = v2.next_timeout().expect("the view-change timer runs");
+    v2.handle_message(at, verifier(0), new_view);
+    assert!(
+        !v2.is_changing_view(),
+        "told by a peer that view 1 goes on from the start it entered, it went back: {}",
+        v2.describe()
+    );
+    assert_eq!(v2.counters().view_changes_abandoned, 1);
+    let outputs = drain_verifier(&mut v2);
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::Lagging { .. },
+                ..
+            }
+        )),
+        "and asked its peers what committed meanwhile: {outputs:?}"
+    );
+}

@@ -293,10 +293,17 @@ impl Verifier {
     }
 
     /// Where the current view starts, as its leader announced it: view 0 starts at the
-    /// genesis, needing no announcement.
+    /// genesis, needing no announcement. A verifier still opening the view (its start not yet
+    /// committed in it) knows the start too: without it, one that gave up on the view before
+    /// it opened dropped its peers' word that the view goes on, and waited alone for the next
+    /// view change.
     fn view_start_token(&self) -> Option<(BatchSeq, Token)> {
         if self.view == View(0) {
             return Some(GENESIS);
+        }
+        if let Some(opening) = self.opening {
+            // `opening` is always of the current view: entering a view replaces it.
+            return Some(opening);
         }
         self.entered
             .filter(|(view, _, _)| *view == self.view)
