@@ -44,8 +44,8 @@ fn dir() -> PathBuf {
     PathBuf::from("target/eve-cluster")
 }
 
-fn binary() -> PathBuf {
-    PathBuf::from("target/release/eve-node")
+fn binary() -> Result<PathBuf> {
+    crate::node_binary::path()
 }
 
 /// Runs a cluster command.
@@ -63,7 +63,7 @@ pub fn run(command: ClusterCommand) -> Result<()> {
                 .into_iter()
                 .next()
                 .context("the cluster has no processes")?;
-            let status = Command::new(binary())
+            let status = Command::new(binary()?)
                 .args(["status", "--config"])
                 .arg(dir().join(format!("{config}.toml")))
                 .status()?;
@@ -131,14 +131,8 @@ fn up(u: u32, r: u32, replicas: Option<usize>, one_role: bool, base_port: u16) -
             dir().display()
         );
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let built = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "eve-node"])
-        .status()?;
-    if !built.success() {
-        bail!("building eve-node failed");
-    }
-    let mut init = Command::new(binary());
+    let binary = crate::node_binary::build()?;
+    let mut init = Command::new(&binary);
     init.args(["init", "--out"]).arg(dir());
     init.args(["--u", &u.to_string(), "--r", &r.to_string()]);
     init.args(["--base-port", &base_port.to_string()]);
@@ -201,7 +195,8 @@ fn spawn(name: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open(dir().join(format!("{name}.log")))?;
-    let child = Command::new(binary())
+    let binary = binary()?;
+    let child = Command::new(&binary)
         .arg("run")
         .arg("--config")
         .arg(dir().join(format!("{name}.toml")))
@@ -211,7 +206,7 @@ fn spawn(name: &str) -> Result<()> {
         // Its own process group: a Ctrl-C at this terminal later does not reach it.
         .process_group(0)
         .spawn()
-        .with_context(|| format!("cannot start {}", binary().display()))?;
+        .with_context(|| format!("cannot start {}", binary.display()))?;
     std::fs::write(pid_file(name), child.id().to_string())?;
     Ok(())
 }

@@ -15,6 +15,7 @@ mod bench;
 mod chaos;
 mod cluster;
 mod fuzz;
+mod node_binary;
 mod release;
 mod sim;
 

@@ -343,17 +343,8 @@ fn fault_kinds(asked: Option<&[String]>, faketime: bool) -> Result<Vec<&'static 
 
 /// Builds eve-node in release and returns its path.
 fn build_node() -> Result<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask's manifest directory has no parent")?;
     println!("chaos: cargo build --release -p eve-node");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
-        .current_dir(workspace)
-        .args(["build", "--release", "--quiet", "-p", "eve-node"])
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "building eve-node failed");
-    Ok(workspace.join("target/release/eve-node"))
+    crate::node_binary::build()
 }
 
 /// What the run recorded.
