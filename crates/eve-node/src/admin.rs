@@ -158,6 +158,17 @@ async fn status_json(node: &Node) -> String {
     serde_json::to_string(&reports(node).await).expect("reports serialize")
 }
 
+/// Registers `metric` under `name`. prometheus-client ends every help text with a period of
+/// its own, so the one ours end with is left out (it printed two).
+fn register(
+    registry: &mut Registry,
+    name: impl Into<String>,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    registry.register(name, help.strip_suffix('.').unwrap_or(help), metric);
+}
+
 /// Every metric of `node` in the Prometheus text format, as `GET /metrics` serves it (for an
 /// embedding that serves metrics its own way).
 pub async fn metrics_text(node: &Node) -> String {
@@ -167,24 +178,31 @@ pub async fn metrics_text(node: &Node) -> String {
             let counter = Counter::<u64>::default();
             counter.inc_by(metric.value);
             let name = metric.name.strip_suffix("_total").unwrap_or(metric.name);
-            registry.register(name, metric.help, counter);
+            register(&mut registry, name, metric.help, counter);
         }
         let role = crate::config::node_name(status.node).replace('-', "_");
         let drops = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         for &(reason, count) in &status.drops {
             drops.get_or_create(&vec![("reason", reason)]).inc_by(count);
         }
-        registry.register(
+        register(
+            &mut registry,
             format!("eve_{role}_dropped"),
             "Messages the protocol logic dropped, by reason.",
             drops,
         );
         let view = Gauge::<i64>::default();
         view.set(status.view.0 as i64);
-        registry.register(format!("eve_{role}_view"), "The current view.", view);
+        register(
+            &mut registry,
+            format!("eve_{role}_view"),
+            "The current view.",
+            view,
+        );
         let committed = Gauge::<i64>::default();
         committed.set(status.committed.0 as i64);
-        registry.register(
+        register(
+            &mut registry,
             format!("eve_{role}_committed_seq"),
             "The last committed batch.",
             committed,
@@ -192,14 +210,16 @@ pub async fn metrics_text(node: &Node) -> String {
         if let Some((requests, bytes)) = status.pending {
             let gauge = Gauge::<i64>::default();
             gauge.set(requests as i64);
-            registry.register(
+            register(
+                &mut registry,
                 "eve_pending_requests",
                 "Requests waiting for a batch at the primary.",
                 gauge,
             );
             let gauge = Gauge::<i64>::default();
             gauge.set(bytes as i64);
-            registry.register(
+            register(
+                &mut registry,
                 "eve_pending_bytes",
                 "Operation bytes of the requests waiting for a batch at the primary.",
                 gauge,
@@ -237,16 +257,18 @@ pub async fn metrics_text(node: &Node) -> String {
         if let Some(value) = value {
             let gauge = Gauge::<i64>::default();
             gauge.set(value as i64);
-            registry.register(name, help, gauge);
+            register(&mut registry, name, help, gauge);
         }
     }
     if let Some(histograms) = node.histograms() {
-        registry.register(
+        register(
+            &mut registry,
             "eve_batch_requests",
             "Requests per executed batch.",
             histograms.batch_requests,
         );
-        registry.register(
+        register(
+            &mut registry,
             "eve_parallel_batch_width",
             "Average requests per parallel batch, per executed batch.",
             histograms.parallel_batch_width,
@@ -293,7 +315,12 @@ pub async fn metrics_text(node: &Node) -> String {
         ] {
             let counter = Counter::<u64>::default();
             counter.inc_by(value);
-            registry.register(format!("eve_net_{role}_{name}"), help, counter);
+            register(
+                &mut registry,
+                format!("eve_net_{role}_{name}"),
+                help,
+                counter,
+            );
         }
     }
     let mut text = String::new();

@@ -20,6 +20,7 @@ mod exec_thread;
 pub mod init;
 pub mod local;
 mod node;
+pub mod ports;
 mod runner;
 pub mod snapshot;
 pub mod storage;

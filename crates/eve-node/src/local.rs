@@ -27,10 +27,10 @@ use eve_types::{ClientId, ClusterConfig, ReplicaId, ReplicationMode, VerifierId}
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-/// A loopback address whose UDP port the system just reported free.
+/// A loopback address whose port is free (see [`crate::ports`]).
 fn free_port() -> Result<SocketAddr> {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(socket.local_addr()?)
+    let port = crate::ports::free_loopback_ports(1).context("finding a free port")?;
+    Ok(([127, 0, 0, 1], port).into())
 }
 
 /// What a local cluster runs.
@@ -39,7 +39,7 @@ pub struct LocalOptions {
     /// Eve with its `u` and `r`, or primary-backup.
     pub mode: ReplicationMode,
     /// The first port; the nodes take the ports from it on, one each. `0`: each node takes
-    /// a port the system reports free (for tests: another process may take it first).
+    /// a free port below the ephemeral range ([`crate::ports`]).
     pub base_port: u16,
     /// Where the nodes keep their state (each role in its own folder of a disk directory).
     pub storage: Storage,

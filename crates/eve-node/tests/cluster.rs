@@ -13,10 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn free_addr() -> std::net::SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    let port = eve_node::ports::free_loopback_ports(1).unwrap();
+    ([127, 0, 0, 1], port).into()
 }
 
 fn spec(mode: ReplicationMode) -> ClusterSpec {
@@ -296,6 +294,10 @@ async fn a_flooding_client_is_held_back_while_others_are_served() {
     assert!(
         metrics.contains("eve_replica_0_dropped_total{reason=\"client-in-flight-full\"}"),
         "drops are exported by reason:\n{metrics}"
+    );
+    assert!(
+        metrics.lines().all(|line| !line.ends_with("..")),
+        "help texts end with one period:\n{metrics}"
     );
     client.close().await;
     for node in nodes {

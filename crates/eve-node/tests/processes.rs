@@ -26,23 +26,7 @@ const CALLS_PER_PHASE: u64 = 300;
 
 /// A run of `n` consecutive ports free for both UDP and TCP.
 fn free_ports(n: u16) -> u16 {
-    // Each call of this process starts from a block of its own: the tests run in parallel and
-    // check the same ports before either has bound them (both once got the same block and
-    // every process of one cluster but two failed to bind).
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, Ordering::SeqCst);
-    let seed = (std::process::id() as u64).wrapping_mul(7919) + call * 1009;
-    let mut base = 20_000 + (seed % 30_000) as u16;
-    loop {
-        let free = (base..base + n).all(|p| {
-            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-        });
-        if free {
-            return base;
-        }
-        base = 20_000 + (base - 20_000 + 97) % 30_000;
-    }
+    eve_node::ports::free_loopback_ports(n).expect("free loopback ports")
 }
 
 struct Cluster {
