@@ -342,8 +342,22 @@ fn an_import_that_succeeds_after_the_target_moved_on_is_kept() {
         sequential: false,
     };
     r1.handle_message(T0, verifier(0), later);
-    let timeout = r1.next_timeout().expect("the transfer has a deadline");
-    r1.handle_timeout(timeout);
+    // The transfer's round times out (the progress timer may run out before it: it leaves a
+    // transfer under way alone) and the transfer moves on to batch 2.
+    let mut timeout = T0;
+    for _ in 0..4 {
+        if r1.describe().contains("transfer Some((S2,") {
+            break;
+        }
+        timeout = r1.next_timeout().expect("the transfer has a deadline");
+        r1.handle_timeout(timeout);
+    }
+    assert!(
+        r1.describe().contains("transfer Some((S2,")
+            && r1.counters().state_transfers_completed == 0,
+        "the target moved on to batch 2 while the import of 1 ran: {}",
+        r1.describe()
+    );
     drain_replica(&mut r1);
     r1.handle_exec_event(
         timeout,
