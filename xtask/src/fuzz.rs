@@ -10,7 +10,7 @@ use eve_state::{StateConfig, StateStore};
 use eve_types::{
     BatchSeq, ClientId, ClusterConfig, Digest, ReplicationMode, Reply, Request, RequestNo, View,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The targets, as `fuzz/Cargo.toml` names them.
@@ -40,10 +40,7 @@ pub enum FuzzCommand {
 }
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .join("fuzz")
+    crate::workspace::root().join("fuzz")
 }
 
 /// Runs a fuzz command.

@@ -18,6 +18,7 @@ mod fuzz;
 mod node_binary;
 mod release;
 mod sim;
+mod workspace;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -2,24 +2,15 @@
 //! workspace, found in the target directory cargo reports (`CARGO_TARGET_DIR` or
 //! `build.target-dir` move it away from `target/`).
 
+use crate::workspace::{cargo, root};
 use anyhow::{Context, Result, ensure};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
-}
-
-fn workspace() -> Result<&'static Path> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask's manifest directory has no parent")
-}
-
 /// Builds `eve-node` in release (quietly: cargo prints only errors) and returns its path.
 pub fn build() -> Result<PathBuf> {
     let status = Command::new(cargo())
-        .current_dir(workspace()?)
+        .current_dir(root())
         .args(["build", "--release", "--quiet", "-p", "eve-node"])
         .status()
         .context("running cargo build")?;
@@ -30,7 +21,7 @@ pub fn build() -> Result<PathBuf> {
 /// Where the release build of `eve-node` lies (whether or not it was built).
 pub fn path() -> Result<PathBuf> {
     let out = Command::new(cargo())
-        .current_dir(workspace()?)
+        .current_dir(root())
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()
         .context("running cargo metadata")?;
@@ -55,7 +46,7 @@ mod tests {
         let path = super::path().expect("cargo metadata answers");
         let expected = std::env::var_os("CARGO_TARGET_DIR")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| super::workspace().unwrap().join("target"));
+            .unwrap_or_else(|| crate::workspace::root().join("target"));
         assert_eq!(path.parent().unwrap().parent().unwrap(), expected.as_path());
         assert!(path.ends_with("release/eve-node"));
     }

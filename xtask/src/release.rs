@@ -8,7 +8,6 @@
 //! can print it).
 
 use anyhow::{Context, Result, bail};
-use std::path::Path;
 use std::process::Command;
 
 /// Set in the release child: the command line the user typed, for the report's header.
@@ -31,17 +30,14 @@ pub fn command_line() -> String {
 /// this terminal, and exits with the child's status.
 pub fn reinvoke() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask's manifest directory has no parent: cannot find the workspace root")?;
+    let cargo = crate::workspace::cargo();
     eprintln!(
         "xtask: benchmarks and simulations run in release: cargo run --release --quiet -p xtask -- {} \
          (the first build takes a while)",
         args.join(" ")
     );
     let status = Command::new(&cargo)
-        .current_dir(workspace)
+        .current_dir(crate::workspace::root())
         .args(["run", "--release", "--quiet", "-p", "xtask", "--"])
         .args(&args)
         .env(COMMAND_LINE_ENV, format!("cargo xtask {}", args.join(" ")))
