@@ -492,27 +492,28 @@ fn converged(roles: &[(String, Option<Vec<RoleReport>>)]) -> Result<(), String> 
 
 /// Every role's status at the end, from its process's admin endpoint (`None`: no answer).
 async fn statuses(config: &Path) -> Vec<(String, Option<Vec<RoleReport>>)> {
-    let Ok(loaded) = eve_node::config::LoadedConfig::load(config) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (process, &addr) in &loaded.file.cluster.admin {
-        let roles = eve_node::admin::fetch_status(addr).await.ok();
-        out.push((process.clone(), roles));
-    }
-    out
+    from_every_process(config, eve_node::admin::fetch_status).await
 }
 
 /// Every process's metrics at the end, from its admin endpoint (`None`: no answer): the
 /// counters (drops by reason, view changes, catch-ups) that explain a failed run.
 async fn end_metrics(config: &Path) -> Vec<(String, Option<String>)> {
+    from_every_process(config, eve_node::admin::fetch_metrics).await
+}
+
+/// What `fetch` reads from the admin endpoint of every process of the cluster `config`
+/// describes, by process name (`None`: no answer; empty if the configuration does not load).
+async fn from_every_process<T, F, Fut>(config: &Path, fetch: F) -> Vec<(String, Option<T>)>
+where
+    F: Fn(std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
     let Ok(loaded) = eve_node::config::LoadedConfig::load(config) else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for (process, &addr) in &loaded.file.cluster.admin {
-        let metrics = eve_node::admin::fetch_metrics(addr).await.ok();
-        out.push((process.clone(), metrics));
+        out.push((process.clone(), fetch(addr).await.ok()));
     }
     out
 }
@@ -702,16 +703,10 @@ fn report(repeat: &str, run: &Run, windows: &[Window], verdict: &Verdict) -> Str
             run.crashed
         );
     }
-    let answered: Vec<&str> = run
-        .metrics
-        .iter()
-        .filter(|(_, m)| m.is_some())
-        .map(|(p, _)| p.as_str())
-        .collect();
+    let answered = run.metrics.iter().filter(|(_, m)| m.is_some()).count();
     let _ = writeln!(
         out,
-        "- metrics at the end (`PROCESS.metrics` beside this report): {} of {} processes answered",
-        answered.len(),
+        "- metrics at the end (`PROCESS.metrics` beside this report): {answered} of {} processes answered",
         run.metrics.len()
     );
     let _ = writeln!(
