@@ -65,7 +65,10 @@ impl Cluster {
         // longer counted as faulty, and a second replica's disk could be lost beyond the
         // budget (seed 54945 of `--mode 1,1` at `6255572`: the only copy of a view's start
         // was lost and the liveness check failed).
-        let may_strike = [Role::Replica, Role::Verifier].map(|role| self.may_strike(role));
+        let may_strike: Vec<Role> = [Role::Replica, Role::Verifier]
+            .into_iter()
+            .filter(|&role| self.may_strike(role))
+            .collect();
         for i in 0..self.replicas.len() as u32 {
             if self.replicas[i as usize].up {
                 self.take_down(NodeId::Replica(ReplicaId(i)));
@@ -77,7 +80,7 @@ impl Cluster {
             }
         }
         if self.scenario.faults.disk_faults {
-            self.damage_a_disk(may_strike);
+            self.damage_a_disk(&may_strike);
         }
         let outage = 1 + self.rng.below(OUTAGE_MS_MAX);
         let at = self.now.plus_ms(outage);
@@ -110,20 +113,16 @@ impl Cluster {
         }
     }
 
-    /// One node, of a role whose fault budget allowed it when the power failed (`may_strike`:
-    /// replicas, verifiers), loses its disk or finds a byte of one of its files corrupted.
-    /// It then counts as faulty until it has recovered.
-    fn damage_a_disk(&mut self, may_strike: [bool; 2]) {
+    /// One node, of a role whose fault budget allowed it when the power failed (`may_strike`),
+    /// loses its disk or finds a byte of one of its files corrupted. It then counts as faulty
+    /// until it has recovered.
+    fn damage_a_disk(&mut self, may_strike: &[Role]) {
         let role = if self.rng.below(2) == 0 {
             Role::Replica
         } else {
             Role::Verifier
         };
-        let allowed = match role {
-            Role::Replica => may_strike[0],
-            Role::Verifier => may_strike[1],
-        };
-        if !allowed {
+        if !may_strike.contains(&role) {
             return;
         }
         let candidates: Vec<usize> = match role {
