@@ -33,6 +33,15 @@ fn write_for(net: &mut Net, ms: u64, within: u64, tag: &str) -> (u32, u32) {
     (done, late)
 }
 
+/// Verifier `cut` loses every message to and from the other verifiers (replicas and clients
+/// still reach it).
+fn cut_off_from_its_peers(cut: u32) -> harness::Filter {
+    let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
+    lose_if(move |from, to, _| {
+        peers(from) && peers(to) && (from == verifier(cut)) != (to == verifier(cut))
+    })
+}
+
 fn views(net: &Net) -> Vec<View> {
     net.verifiers.iter().map(|v| v.view()).collect()
 }
@@ -135,10 +144,7 @@ fn a_silent_cut_off_leader_learns_the_others_view_from_their_votes() {
 fn a_verifier_cut_off_from_its_peers_goes_back(cut: u32) {
     let mut net = Net::new(config(1, 0), 1);
     write_for(&mut net, 500, 1_000, "a");
-    let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
-    net.set_filter(lose_if(move |from, to, _| {
-        peers(from) && peers(to) && (from == verifier(cut)) != (to == verifier(cut))
-    }));
+    net.set_filter(cut_off_from_its_peers(cut));
     let (_, late) = write_for(&mut net, 10_000, 1_000, "b");
     assert_eq!(late, 0, "the other two verifiers go on committing");
     let before = views(&net);
@@ -200,10 +206,7 @@ fn a_replica_cut_off_does_not_pull_a_working_view_into_a_view_change() {
 fn a_verifier_back_in_its_view_does_not_follow_its_own_old_request() {
     let mut net = Net::new(config(1, 0), 1);
     write_for(&mut net, 500, 1_000, "a");
-    let peers = |n: NodeId| matches!(n, NodeId::Verifier(_));
-    net.set_filter(lose_if(move |from, to, _| {
-        peers(from) && peers(to) && (from == verifier(2)) != (to == verifier(2))
-    }));
+    net.set_filter(cut_off_from_its_peers(2));
     write_for(&mut net, 10_000, 1_000, "b");
     net.set_filter(lose_nothing());
     healed_without_a_view_change(&mut net, &[View(0); 3], 2);

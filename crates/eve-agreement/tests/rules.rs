@@ -88,6 +88,17 @@ fn drain_replica(r: &mut Replica) -> Vec<Output> {
     std::iter::from_fn(|| r.poll_output()).collect()
 }
 
+/// Whether `output` asks a peer what committed after the verifier's last batch.
+fn asks_what_it_missed(output: &Output) -> bool {
+    matches!(
+        output,
+        Output::Send {
+            msg: Message::Lagging { .. },
+            ..
+        }
+    )
+}
+
 fn drain_verifier(v: &mut Verifier) -> Vec<Output> {
     std::iter::from_fn(|| v.poll_output()).collect()
 }
@@ -700,13 +711,7 @@ fn messages_from_strangers_stale_views_and_far_batches_are_dropped_and_counted()
     // behind: it only asks its peers what it missed.
     let outputs = drain_verifier(&mut v0);
     assert!(
-        outputs.iter().all(|o| matches!(
-            o,
-            Output::Send {
-                msg: Message::Lagging { .. },
-                ..
-            }
-        )),
+        outputs.iter().all(asks_what_it_missed),
         "nothing but asking its peers: {outputs:?}"
     );
 }
@@ -1325,13 +1330,7 @@ fn a_verifier_that_gave_up_on_a_view_it_is_still_opening_goes_back_when_told_it_
     assert_eq!(v2.counters().view_changes_abandoned, 1);
     let outputs = drain_verifier(&mut v2);
     assert!(
-        outputs.iter().any(|o| matches!(
-            o,
-            Output::Send {
-                msg: Message::Lagging { .. },
-                ..
-            }
-        )),
+        outputs.iter().any(asks_what_it_missed),
         "and asked its peers what committed meanwhile: {outputs:?}"
     );
 }
