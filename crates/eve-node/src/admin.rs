@@ -378,3 +378,36 @@ async fn fetch_page(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     }
     Ok(body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endpoint that answers one request with `response` and closes.
+    async fn answering(response: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 256];
+            let _ = stream.read(&mut request).await;
+            stream.write_all(response.as_bytes()).await.unwrap();
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_page_is_its_body_and_any_other_answer_is_named() {
+        let ok = answering("HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\neve 1 2").await;
+        assert_eq!(fetch_metrics(ok).await.unwrap(), "eve 1 2");
+        let missing = answering("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").await;
+        let err = fetch_metrics(missing).await.unwrap_err().to_string();
+        assert!(
+            err.contains("/metrics answered HTTP/1.1 404 Not Found"),
+            "the error names the page and the answer: {err}"
+        );
+        let garbage = answering("no HTTP here").await;
+        let err = fetch_status(garbage).await.unwrap_err().to_string();
+        assert!(err.contains("not an HTTP response"), "{err}");
+    }
+}
