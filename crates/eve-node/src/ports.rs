@@ -24,6 +24,7 @@ pub fn free_loopback_ports(n: u16) -> Result<u16> {
     static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
     let _ = NEXT.compare_exchange(
         u64::MAX,
+        // A prime multiplier spreads neighbouring process ids over the span.
         (std::process::id() as u64).wrapping_mul(7_919) % SPAN as u64,
         Ordering::SeqCst,
         Ordering::SeqCst,
@@ -43,7 +44,8 @@ pub fn free_loopback_ports(n: u16) -> Result<u16> {
         }
     }
     bail!(
-        "no {n} consecutive free loopback ports between {FIRST} and {}",
+        "no {n} consecutive free loopback ports between {FIRST} and {}: free some, or give the \
+         cluster a base port of its own",
         FIRST + SPAN
     )
 }
